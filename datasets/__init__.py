@@ -1,0 +1,14 @@
+"""PDE datasets: random fields, PDE families, linear solvers, the generator and the reader.
+
+>>> from sciml.datasets import generate, H5Dataset
+>>> path = generate("darcy", n=110, resolution=33, out="darcy33.h5")   # doctest: +SKIP
+>>> train = H5Dataset(path, split="train")                             # doctest: +SKIP
+"""
+from .generate import generate
+from .grf import grf
+from .hdf5 import H5Dataset
+from .linsolve import LINEAR_SOLVERS, SolveResult, get_linear_solver, solve_direct
+from .pdes import PDES, Darcy, get_pde
+
+__all__ = ["grf", "Darcy", "PDES", "get_pde", "SolveResult", "solve_direct", "LINEAR_SOLVERS",
+           "get_linear_solver", "generate", "H5Dataset"]

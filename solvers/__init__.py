@@ -1,0 +1,14 @@
+"""Trainable solvers on the :class:`sciml.Solver` contract: one Trainer trains them all."""
+from __future__ import annotations
+
+from importlib import import_module
+
+__all__ = ["OperatorSolver"]
+
+_LAZY = {"OperatorSolver": "sciml.solvers.operator"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sciml.solvers' has no attribute {name!r}")

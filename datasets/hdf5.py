@@ -1,0 +1,279 @@
+"""The HDF5 dataset format of sciml and its PyTorch reader.
+
+One file per dataset (DESIGN.md, "Data on disk"), format version 1:
+
+=====================  ==========================  =========================================
+name                   shape                       meaning
+=====================  ==========================  =========================================
+``inputs``             (N, C_in, *grid)            model inputs (float32 or float64)
+``outputs``            (N, C_out, *grid)           PDE solutions (same dtype)
+``grid/x``, ``grid/y``  (grid[0],), (grid[1],)      node coordinates, float64
+``params/<name>``      (N, ...)                    per-sample parameters (e.g. ``grf``)
+``solver/iterations``  (N,) int64                  Krylov iterations
+``solver/matvecs``     (N,) int64                  products with A
+``solver/residual``    (N,) float64                true relative residual ‖b − Ax‖ / ‖b‖
+``solver/converged``   (N,) bool                   residual met the tolerance
+``solver/seconds``     (N,) float64                solve time (the only run-dependent field)
+=====================  ==========================  =========================================
+
+Root attributes: ``pde``, ``config`` (JSON of the full generator configuration),
+``seed``, ``sciml_version``, ``format_version``, ``n_train``, ``n_test``, ``n_unconverged``.
+Samples ``[0, n_train)`` are the training split, ``[n_train, N)`` the test split. Arrays
+are chunked by sample and gzip-compressed, so reading one sample decompresses one sample.
+
+HDF5 has no journal: a process killed while writing can leave a file unreadable. Files of
+this format are therefore only ever written under a temporary name and moved into place
+with :func:`os.replace` (see :mod:`sciml.datasets.generate`).
+"""
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+__all__ = ["H5Dataset", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+def _fsync(path):
+    # Flush the OS buffers of a finished file before it is renamed into place.
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _open_hdf5(path):
+    """Open ``path`` read-only, turning h5py's OSError into a ValueError that says why."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{str(path)!r} is not an HDF5 file (no HDF5 signature)")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{str(path)!r} is an unreadable HDF5 file, probably truncated or "
+                         f"corrupted by an interrupted write: {error}") from None
+
+
+def write_part(path, arrays):
+    """Write one chunk of samples to a small uncompressed HDF5 file, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Final name; the data goes to ``<path>.tmp`` first and is then moved onto ``path``.
+    arrays : dict of str to numpy.ndarray
+        Dataset name (e.g. ``"inputs"``, ``"params/grf"``, ``"solver/residual"``) to array
+        with the samples on axis 0.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        for name, value in arrays.items():
+            f.create_dataset(name, data=value)
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def read_part(path):
+    """Read every dataset of a chunk file written by :func:`write_part`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    arrays = {}
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = obj[()]
+
+    with _open_hdf5(path) as f:
+        f.visititems(collect)
+    return arrays
+
+
+def merge_parts(parts, out, *, attrs, grid, compression="gzip"):
+    """Concatenate chunk files into one dataset file at ``out`` (written in place).
+
+    Parameters
+    ----------
+    parts : list of path-like
+        Chunk files in sample order, all with the same dataset names.
+    out : path-like
+        File to create (overwritten); the caller moves it into place.
+    attrs : dict
+        Root attributes; ``config`` is given as a dict and stored as JSON.
+    grid : dict of str to numpy.ndarray
+        Coordinates, stored under ``grid/``.
+    compression : {"gzip", "lzf"}
+
+    Returns
+    -------
+    int
+        Number of samples whose solve did not converge.
+    """
+    counts = []
+    for part in parts:
+        with _open_hdf5(part) as f:
+            counts.append(f["inputs"].shape[0])
+    first = read_part(parts[0])
+    unconverged = 0
+    with h5py.File(out, "w") as f:
+        for name, value in grid.items():
+            f.create_dataset(f"grid/{name}", data=value)
+        # Chunked by sample: reading one sample decompresses one sample.
+        datasets = {name: f.create_dataset(name, shape=(sum(counts), *value.shape[1:]),
+                                           dtype=value.dtype, chunks=(1, *value.shape[1:]),
+                                           compression=compression, shuffle=value.ndim > 1)
+                    for name, value in first.items()}
+        start = 0
+        for part, count in zip(parts, counts):
+            arrays = read_part(part)
+            if set(arrays) != set(datasets):
+                raise ValueError(f"chunk file {str(part)!r} holds {sorted(arrays)}, expected "
+                                 f"{sorted(datasets)}")
+            for name, value in arrays.items():
+                datasets[name][start:start + count] = value
+            unconverged += int(np.count_nonzero(~arrays["solver/converged"]))
+            start += count
+        for key, value in attrs.items():
+            f.attrs[key] = json.dumps(value, sort_keys=True) if key == "config" else value
+        f.attrs["n_unconverged"] = unconverged
+    _fsync(out)
+    return unconverged
+
+
+def read_config(path):
+    """The generator configuration stored in a dataset file, as a dict.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a readable sciml dataset file.
+    """
+    with _open_hdf5(path) as f:
+        return _decode_attrs(f, path)["config"]
+
+
+def _decode_attrs(f, path):
+    if "format_version" not in f.attrs or "config" not in f.attrs:
+        raise ValueError(f"{str(path)!r} is not a sciml dataset file (no 'format_version' or "
+                         f"'config' attribute)")
+    version = int(f.attrs["format_version"])
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r} has format_version {version}, this reader supports "
+                         f"{FORMAT_VERSION}")
+    attrs = {}
+    for key, value in f.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        attrs[key] = value
+    try:
+        attrs["config"] = json.loads(attrs["config"])
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} has a 'config' attribute that is not JSON: "
+                         f"{error}") from None
+    return attrs
+
+
+class H5Dataset(torch.utils.data.Dataset):
+    """A split of a sciml HDF5 dataset file as a map-style :class:`torch.utils.data.Dataset`.
+
+    The file is checked and its metadata read at construction; the data are read lazily,
+    one sample at a time, through a handle opened on first access and re-opened in every
+    new process (the handle is tied to the process id), so ``DataLoader`` workers work with
+    any start method. Pickling drops the handle.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by :func:`sciml.datasets.generate`.
+    split : {"train", "test", "all"}
+        Samples ``[0, n_train)``, ``[n_train, N)`` or all of them.
+    dtype : torch.dtype
+        Floating dtype of the returned tensors.
+
+    Items are dicts ``{"x": Tensor (C_in, *grid), "y": Tensor (C_out, *grid)}``.
+    """
+
+    def __init__(self, path, split="train", dtype=torch.float32):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        self.path = Path(path)
+        self.split = split
+        self.dtype = dtype
+        with _open_hdf5(self.path) as f:
+            self._attrs = _decode_attrs(f, self.path)
+            for name in ("inputs", "outputs"):
+                if name not in f or not isinstance(f[name], h5py.Dataset):
+                    raise ValueError(f"{str(self.path)!r} has no {name!r} dataset")
+            in_shape, out_shape = f["inputs"].shape, f["outputs"].shape
+        total = in_shape[0]
+        if len(in_shape) < 3 or out_shape[0] != total or out_shape[2:] != in_shape[2:]:
+            raise ValueError(f"{str(self.path)!r} has inconsistent shapes: inputs {in_shape}, "
+                             f"outputs {out_shape}; expected (N, C_in, *grid) and "
+                             f"(N, C_out, *grid)")
+        n_train, n_test = int(self._attrs["n_train"]), int(self._attrs["n_test"])
+        if n_train < 0 or n_test < 0 or n_train + n_test != total:
+            raise ValueError(f"{str(self.path)!r} has n_train={n_train}, n_test={n_test} but "
+                             f"{total} samples")
+        self.in_channels, self.out_channels = in_shape[1], out_shape[1]
+        self.grid_shape = tuple(in_shape[2:])
+        self._start, self._stop = {"train": (0, n_train), "test": (n_train, total),
+                                   "all": (0, total)}[split]
+        self._file = None
+        self._pid = None
+
+    @property
+    def attrs(self):
+        """Root attributes of the file as a dict, ``config`` decoded from JSON."""
+        return dict(self._attrs)
+
+    def __len__(self):
+        return self._stop - self._start
+
+    def _handle(self):
+        if self._file is None or self._pid != os.getpid():
+            # A handle inherited through fork shares HDF5 state with the parent: open anew.
+            self._file = _open_hdf5(self.path)
+            self._pid = os.getpid()
+        return self._file
+
+    def __getitem__(self, index):
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        length = len(self)
+        if not -length <= index < length:
+            raise IndexError(f"index {index} out of range for a split of {length} samples")
+        row = self._start + int(index) % length
+        f = self._handle()
+        return {"x": torch.from_numpy(f["inputs"][row]).to(self.dtype),
+                "y": torch.from_numpy(f["outputs"][row]).to(self.dtype)}
+
+    def close(self):
+        """Close the file handle (it re-opens on the next item)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+        self._pid = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+    def __repr__(self):
+        return (f"H5Dataset({str(self.path)!r}, split={self.split!r}, n={len(self)}, "
+                f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"grid_shape={self.grid_shape})")

@@ -1,0 +1,309 @@
+"""The ``sciml`` command line: ``generate``, ``train``, ``evaluate`` and ``demo``.
+
+The one module that reaches across the sub-packages (DESIGN.md). Bad input ends with exit
+status 2 and a one-line reason; ``--help`` on each command lists its options and defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_solver", "load_run"]
+
+FNO_FAMILY = ("fno", "tfno")
+
+
+class UsageError(ValueError):
+    """Bad input caught by the command line itself."""
+
+
+# ---------------------------------------------------------------------------- runs on disk
+def build_solver(config: dict):
+    """An OperatorSolver from a run configuration (what ``sciml train`` writes to config.json)."""
+    from sciml.operators import build_operator
+    from sciml.solvers import OperatorSolver
+
+    operator = build_operator(config["model"], **config["model_options"])
+    return OperatorSolver(operator, loss=config.get("loss", "l2"), normalize=config.get("normalize", True))
+
+
+def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu"):
+    """The trained solver of a ``sciml train`` run folder (``which`` is ``"best"`` or ``"last"``)."""
+    from sciml.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise UsageError(f"--run {str(run_dir)!r} is not a sciml run folder (no config.json)")
+    if which not in ("best", "last"):
+        raise UsageError(f"--checkpoint must be 'best' or 'last', got {which!r}")
+    config = json.loads(config_path.read_text())
+    solver = build_solver(config)
+    ckpt = load_checkpoint(run_dir / f"{which}.pt", map_location=device)
+    solver.load_state_dict(ckpt["solver"])
+    return solver.to(device).eval(), config
+
+
+def _model_options(args) -> dict:
+    options = {}
+    for item in args.model_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--model-option must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if args.model in FNO_FAMILY:
+        options.setdefault("n_modes", list(args.modes))
+        options.setdefault("hidden_channels", args.width)
+        options.setdefault("n_layers", args.layers)
+    return options
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_generate(args) -> int:
+    from sciml.datasets import generate
+
+    path = generate(args.pde, n=args.n, resolution=args.resolution, out=args.out, seed=args.seed,
+                    n_test=args.n_test, solve_resolution=args.solve_resolution, chunk_size=args.chunk_size,
+                    dtype=args.dtype, device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+                    **_pde_options(args))
+    print(f"wrote {path}")
+    return 0
+
+
+def _pde_options(args) -> dict:
+    return {"coefficient": args.coefficient} if args.coefficient else {}
+
+
+def cmd_train(args) -> int:
+    from sciml import Trainer
+    from sciml.datasets import H5Dataset
+
+    train = H5Dataset(args.data, split="train")
+    test = H5Dataset(args.data, split="test")
+    config = {"model": args.model, "model_options": _model_options(args), "loss": args.loss, "normalize": True,
+              "data": str(Path(args.data).resolve())}
+    config["model_options"].setdefault("in_channels", train.in_channels)
+    config["model_options"].setdefault("out_channels", train.out_channels)
+    out = Path(args.out)
+    previous = out / "config.json"
+    if previous.is_file() and not args.no_resume:
+        old = json.loads(previous.read_text())
+        if {k: old.get(k) for k in ("model", "model_options", "loss")} != \
+                {k: config[k] for k in ("model", "model_options", "loss")}:
+            raise UsageError(f"--out {str(out)!r} holds a run with another model configuration; "
+                             "choose another --out or pass --no-resume")
+    solver = build_solver(config)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(previous, config)
+    trainer = Trainer(solver, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                      epochs=args.epochs, batch_size=args.batch_size, scheduler=args.scheduler,
+                      grad_clip=args.grad_clip, precision=args.precision, compile=args.compile, device=args.device,
+                      num_workers=args.num_workers, checkpoint_dir=out, resume=not args.no_resume, seed=args.seed,
+                      progress=not args.quiet, log_every=args.log_every)
+    history = trainer.fit(train, test)
+    metrics = trainer.evaluate(test)
+    if trainer.dist.is_main:
+        history.plot(out / "loss.png")
+        print(f"test {_metrics_line(metrics)}  ({len(history)} epochs, run folder {out})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from sciml import Trainer
+    from sciml.datasets import H5Dataset
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    solver, _ = load_run(args.run, args.checkpoint, device=device)
+    data = H5Dataset(args.data, split=args.split)
+    metrics = Trainer(solver, device=device, batch_size=args.batch_size, progress=False).evaluate(data)
+    print(f"{args.split} {_metrics_line(metrics)}  ({len(data)} samples)")
+    if args.plot:
+        _plot_sample(solver, data, args.plot, device)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Generate a small Darcy dataset, train an FNO on it, evaluate and plot."""
+    import torch
+
+    from sciml import Trainer
+    from sciml.datasets import H5Dataset, generate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = args.device or "cpu"
+    torch.manual_seed(args.seed)
+    print(f"[1/4] generating {args.n} Darcy problems at {args.resolution}x{args.resolution} "
+          f"(FNO-paper recipe, direct solver)")
+    data = generate("darcy", n=args.n, n_test=args.n_test, resolution=args.resolution,
+                    out=out / f"darcy{args.resolution}.h5", seed=args.seed, progress=not args.quiet)
+    train, test = H5Dataset(data, split="train"), H5Dataset(data, split="test")
+    config = {"model": "fno", "model_options": {"n_modes": [12, 12], "hidden_channels": args.width,
+                                                "n_layers": 4, "in_channels": 1, "out_channels": 1},
+              "loss": "l2", "normalize": True, "data": str(data.resolve())}
+    run = out / "run"
+    run.mkdir(exist_ok=True)
+    _write_json(run / "config.json", config)
+    solver = build_solver(config)
+    n_params = sum(p.numel() for p in solver.parameters())
+    print(f"[2/4] training an FNO ({n_params:,} parameters) for {args.epochs} epochs on {device}: "
+          f"{len(train)} train / {len(test)} test samples")
+    t0 = time.perf_counter()
+    trainer = Trainer(solver, optimizer="adamw", lr=args.lr, weight_decay=1e-4, epochs=args.epochs, batch_size=20,
+                      scheduler="cosine", device=device, checkpoint_dir=run, seed=args.seed,
+                      progress=not args.quiet)
+    history = trainer.fit(train, test)
+    seconds = time.perf_counter() - t0
+    metrics = trainer.evaluate(test)
+    print(f"[3/4] held-out relative L2 error: {metrics['rel_l2']:.2%}  (relative H1 {metrics['rel_h1']:.2%}; "
+          f"{seconds:.0f} s of training)")
+    png = _plot_sample(solver, test, out / "demo.png", device, history)
+    _write_json(out / "metrics.json", {**metrics, "train_seconds": seconds, "epochs": len(history),
+                                       "parameters": n_params})
+    print(f"[4/4] wrote {png} and {out / 'metrics.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- helpers
+def _plot_sample(solver, data, path, device, history=None) -> Path:
+    from sciml.plotting import plot_prediction
+
+    item = data[0]
+    pred = solver.sample(item["x"].to(device))
+    return plot_prediction(item["x"], item["y"], pred, path, history=history)
+
+
+def _metrics_line(metrics: dict) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sciml", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sciml {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+
+    g = sub.add_parser("generate", help="generate a PDE dataset into an HDF5 file", formatter_class=defaults)
+    g.add_argument("pde", help="PDE family, e.g. darcy")
+    g.add_argument("--out", required=True, help="HDF5 file to write (resumed if a run was interrupted)")
+    g.add_argument("--n", type=_positive_int, default=1100, help="number of samples (train + test)")
+    g.add_argument("--n-test", type=int, default=None, help="held-out samples at the end (default n // 10)")
+    g.add_argument("--resolution", type=_positive_int, default=64, help="grid points per axis, boundary included")
+    g.add_argument("--solve-resolution", type=_positive_int, default=None,
+                   help="solve on this finer grid and subsample (resolution-1 must divide it minus 1)")
+    g.add_argument("--coefficient", choices=("binary", "lognormal"), default=None,
+                   help="Darcy coefficient: the FNO paper's two-valued field or exp(GRF)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--chunk-size", type=_positive_int, default=32, help="samples per resumable chunk")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="stored precision")
+    g.add_argument("--device", default="cpu", help="where coefficients are sampled and systems assembled")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing file of another configuration")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a neural operator on an HDF5 dataset", formatter_class=defaults)
+    t.add_argument("--data", required=True, help="HDF5 file written by `sciml generate`")
+    t.add_argument("--model", default="fno", help="operator name (see sciml.operators.OPERATORS)")
+    t.add_argument("--modes", type=_positive_int, nargs="+", default=[12, 12], help="FNO/TFNO n_modes per axis")
+    t.add_argument("--width", type=_positive_int, default=32, help="FNO/TFNO hidden channels")
+    t.add_argument("--layers", type=_positive_int, default=4, help="FNO/TFNO Fourier layers")
+    t.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="any other constructor argument of the model (VALUE parsed as JSON); repeatable")
+    t.add_argument("--loss", choices=("l2", "h1", "mse"), default="l2")
+    t.add_argument("--optimizer", default="adamw")
+    t.add_argument("--lr", type=_positive_float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--scheduler", choices=("constant", "cosine", "step"), default="cosine")
+    t.add_argument("--epochs", type=_positive_int, default=100)
+    t.add_argument("--batch-size", type=_positive_int, default=20)
+    t.add_argument("--grad-clip", type=_positive_float, default=None)
+    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training objective")
+    t.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--out", default="runs/train", help="run folder: config, checkpoints, history, loss plot")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=10, help="print an epoch summary every N epochs")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a trained run on a dataset", formatter_class=defaults)
+    e.add_argument("--run", required=True, help="run folder written by `sciml train`")
+    e.add_argument("--data", required=True, help="HDF5 dataset")
+    e.add_argument("--split", choices=("train", "test", "all"), default="test")
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    e.add_argument("--batch-size", type=_positive_int, default=32)
+    e.add_argument("--device", default=None)
+    e.add_argument("--plot", default=None, help="write a PNG of the first sample's prediction here")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="generate Darcy data, train an FNO, evaluate and plot (CPU, minutes)",
+                       formatter_class=defaults)
+    d.add_argument("--out", default="demo_output")
+    d.add_argument("--n", type=_positive_int, default=1100, help="samples generated (train + test)")
+    d.add_argument("--n-test", type=_positive_int, default=100)
+    d.add_argument("--resolution", type=_positive_int, default=32)
+    d.add_argument("--epochs", type=_positive_int, default=25)
+    d.add_argument("--width", type=_positive_int, default=32)
+    d.add_argument("--lr", type=_positive_float, default=3e-3)
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _version() -> str:
+    from sciml import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sciml {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sciml {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""The Trainer: the one training step every sciml Solver goes through.
+
+``Trainer(solver, optimizer="adamw", lr=1e-3, epochs=20).fit(train, val)`` owns device and
+precision, optional ``torch.compile``, gradient clipping, the learning-rate schedule, the
+NaN/inf guard, the progress bar, validation, checkpoints that resume a run exactly, and
+DistributedDataParallel when launched by ``torchrun``. The solver knows none of this; it only
+gives ``loss(batch)`` and ``evaluate(batch)``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from tqdm.auto import tqdm
+
+from . import distributed
+from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .solver import Solver, move_to
+
+__all__ = ["Trainer", "History"]
+
+PRECISIONS = ("fp32", "bf16")
+SCHEDULERS = ("constant", "cosine", "step")
+
+
+class History:
+    """Per-epoch records of a run: ``history["train_loss"]`` is the list over epochs."""
+
+    def __init__(self, rows: Sequence[dict] | None = None):
+        self.rows: list[dict] = [dict(r) for r in rows or []]
+
+    def append(self, row: dict) -> None:
+        self.rows.append(dict(row))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: str) -> list:
+        if not any(key in r for r in self.rows):
+            known = sorted({k for r in self.rows for k in r})
+            raise KeyError(f"no column {key!r} in history; columns: {known}")
+        return [r.get(key, math.nan) for r in self.rows]
+
+    @property
+    def last(self) -> dict:
+        return self.rows[-1] if self.rows else {}
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.rows, indent=1))
+
+    def plot(self, path: str | os.PathLike, keys: Sequence[str] = ("train_loss", "val_loss")) -> Path:
+        """Loss curves against the epoch, on a log scale, saved as an image."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        epochs = self["epoch"]
+        for key in keys:
+            if any(key in r for r in self.rows):
+                ax.semilogy(epochs, self[key], label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return Path(path)
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs, last={self.last})"
+
+
+class _Shard(Sampler[int]):
+    """Indices rank, rank + world, ...: every sample evaluated exactly once across ranks."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class Trainer:
+    """Train any :class:`~sciml.Solver`.
+
+    Parameters
+    ----------
+    solver : the Solver to train (its ``loss(batch)`` is minimised).
+    optimizer : a name from :data:`sciml.optim.OPTIMIZERS` (e.g. ``"adamw"``), or a callable
+        ``params -> torch.optim.Optimizer``. An optimizer's ``step_requires`` declaration
+        (see :mod:`sciml.optim`) decides whether the step passes a closure or keeps the graph.
+    lr, weight_decay : learning rate and decoupled weight decay for a named optimizer.
+    optimizer_options : extra keyword arguments for a named optimizer.
+    epochs : total number of epochs; a resumed run continues up to this number.
+    batch_size : samples per step on each process.
+    scheduler : ``"constant"``, ``"cosine"`` (to zero over ``epochs``), ``"step"``
+        (``step_size`` epochs, factor ``gamma``; the FNO recipe halves every 100), or a callable
+        ``optimizer -> LRScheduler``. Stepped once per epoch.
+    scheduler_options : keyword arguments for the named scheduler.
+    grad_clip : clip the global gradient norm to this value (None: no clipping).
+    precision : ``"fp32"`` or ``"bf16"`` (autocast; solvers with ``supports_bf16 = False``
+        fall back to fp32 with a warning).
+    compile : wrap the training objective in ``torch.compile``.
+    device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when present. Under
+        ``torchrun`` each process takes ``cuda:LOCAL_RANK``.
+    num_workers : DataLoader worker processes.
+    checkpoint_dir : where ``last.pt`` (every epoch), ``best.pt`` (best validation loss) and
+        ``history.json`` go; None keeps nothing on disk.
+    resume : continue from ``checkpoint_dir/last.pt`` if it exists.
+    seed : seeds the shuffling (per epoch) and the global RNGs of a fresh run.
+    progress : show a progress bar.
+    log_every : print an epoch summary every this many epochs (0: never).
+    max_skipped_steps : abort after this many consecutive steps with a non-finite loss or
+        gradient (each one is skipped and reported).
+    """
+
+    def __init__(
+        self,
+        solver: Solver,
+        *,
+        optimizer: str | Callable[..., torch.optim.Optimizer] = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer_options: dict | None = None,
+        epochs: int = 10,
+        batch_size: int = 32,
+        scheduler: str | Callable | None = "constant",
+        scheduler_options: dict | None = None,
+        grad_clip: float | None = None,
+        precision: str = "fp32",
+        compile: bool = False,
+        device: str | torch.device | None = None,
+        num_workers: int = 0,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = True,
+        seed: int = 0,
+        progress: bool = True,
+        log_every: int = 0,
+        max_skipped_steps: int = 10,
+    ):
+        if not isinstance(solver, Solver):
+            raise TypeError(f"solver must be a sciml.Solver, got {type(solver).__name__}")
+        if not (isinstance(epochs, int) and epochs >= 1):
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if scheduler is None:
+            scheduler = "constant"
+        if isinstance(scheduler, str) and scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; expected one of {SCHEDULERS} or a callable")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
+        if not (isinstance(num_workers, int) and num_workers >= 0):
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if not (isinstance(max_skipped_steps, int) and max_skipped_steps >= 1):
+            raise ValueError(f"max_skipped_steps must be a positive integer, got {max_skipped_steps!r}")
+        if isinstance(optimizer, str):
+            from sciml.optim import OPTIMIZERS  # the core depends on optim only through names
+
+            if optimizer.lower() not in OPTIMIZERS:
+                raise ValueError(f"unknown optimizer {optimizer!r}; expected one of: {', '.join(OPTIMIZERS)}")
+        elif not callable(optimizer):
+            raise TypeError(f"optimizer must be a name or a callable params -> Optimizer, got {type(optimizer).__name__}")
+
+        self.solver = solver
+        self.optimizer_spec = optimizer
+        self.lr, self.weight_decay = lr, weight_decay
+        self.optimizer_options = dict(optimizer_options or {})
+        self.epochs, self.batch_size = epochs, batch_size
+        self.scheduler_spec, self.scheduler_options = scheduler, dict(scheduler_options or {})
+        self.grad_clip = grad_clip
+        self.precision = precision
+        self.compile = compile
+        self.num_workers = num_workers
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume = resume
+        self.seed = seed
+        self.progress = progress
+        self.log_every = log_every
+        self.max_skipped_steps = max_skipped_steps
+
+        cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+        self.dist = distributed.setup(use_cuda=cuda)
+        if device is None:
+            device = f"cuda:{self.dist.local_rank}" if cuda else "cpu"
+        elif cuda and self.dist.enabled:
+            device = f"cuda:{self.dist.local_rank}"
+        self.device = torch.device(device)
+        if self.precision == "bf16" and not solver.supports_bf16:
+            warnings.warn(f"{type(solver).__name__} does not support bf16 autocast; training in fp32", stacklevel=2)
+            self.precision = "fp32"
+
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.history = History()
+
+    # ---------------------------------------------------------------- building blocks
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if isinstance(self.optimizer_spec, str):
+            from sciml.optim import build_optimizer
+
+            return build_optimizer(self.optimizer_spec, self.solver, lr=self.lr,
+                                   weight_decay=self.weight_decay, **self.optimizer_options)
+        opt = self.optimizer_spec([p for p in self.solver.parameters() if p.requires_grad])
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        return opt
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer):
+        spec, o = self.scheduler_spec, self.scheduler_options
+        if callable(spec):
+            return spec(opt)
+        if spec == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.get("T_max", self.epochs),
+                                                              eta_min=o.get("eta_min", 0.0))
+        if spec == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=o.get("step_size", 100), gamma=o.get("gamma", 0.5))
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    def _loader(self, data: Dataset, train: bool) -> DataLoader:
+        if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
+            raise TypeError(f"{'train' if train else 'val'} data must be a map-style Dataset, got {type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError(f"{'train' if train else 'val'} data is empty")
+        if train:
+            sampler = DistributedSampler(data, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                         shuffle=True, seed=self.seed)
+        else:
+            sampler = _Shard(len(data), self.dist.rank, self.dist.world_size)
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    # ---------------------------------------------------------------- the step
+    def _step(self, objective: nn.Module, batch: Any, params: list[torch.Tensor]) -> tuple[float, bool]:
+        """One optimisation step; returns (loss, taken). A non-finite step is skipped."""
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        if "closure" in self._requires:
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                with self._autocast():
+                    loss = objective(batch)
+                loss.backward()
+                return loss
+
+            loss = opt.step(closure)
+            value = float(loss)
+            return value, math.isfinite(value)
+
+        with self._autocast():
+            loss = objective(batch)
+        loss.backward(create_graph="create_graph" in self._requires)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip if self.grad_clip else math.inf)
+        # the gradients are already all-reduced, so every rank sees the same norm; the loss is
+        # local, so its finiteness is agreed on explicitly
+        flag = torch.tensor([float(torch.isfinite(loss.detach()) & torch.isfinite(norm))], device=self.device)
+        ok = bool(distributed.all_reduce_sum(flag, self.dist).item() == self.dist.world_size)
+        if ok:
+            opt.step()
+        else:
+            opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), ok
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset | DataLoader) -> dict[str, float]:
+        """Metrics of ``solver.evaluate`` averaged over every sample of ``data`` (all ranks)."""
+        loader = data if isinstance(data, DataLoader) else self._loader(data, train=False)
+        was_training = self.solver.training
+        self.solver.eval()
+        sums: dict[str, torch.Tensor] = {}
+        count = torch.zeros(1, dtype=torch.float64, device=self.device)
+        for batch in loader:
+            batch = move_to(batch, self.device, non_blocking=True)
+            with self._autocast():
+                metrics = self.solver.evaluate(batch)
+            n = _batch_len(batch)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, torch.zeros(1, dtype=torch.float64, device=self.device)) + float(v) * n
+            count += n
+        self.solver.train(was_training)
+        keys = sorted(sums)
+        if self.dist.enabled:  # every rank must reduce the same keys in the same order
+            packed = torch.cat([sums[k] for k in keys] + [count])
+            distributed.all_reduce_sum(packed, self.dist)
+            sums, count = {k: packed[i : i + 1] for i, k in enumerate(keys)}, packed[-1:]
+        return {k: float(sums[k] / count) for k in keys}
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint(self, epoch: int, best: float, name: str = "last.pt") -> None:
+        states = [rng_state()]
+        if self.dist.enabled:
+            states = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(states, rng_state())
+        if not self.dist.is_main or self.checkpoint_dir is None:
+            return
+        save_atomic({
+            "solver": self.solver.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": epoch,
+            "best": best,
+            "history": self.history.rows,
+            "rng": states,
+            "world_size": self.dist.world_size,
+            "solver_class": type(self.solver).__name__,
+        }, self.checkpoint_dir / name)
+
+    def _restore(self) -> tuple[int, float]:
+        ckpt = load_checkpoint(self.checkpoint_dir / "last.pt", map_location=self.device)
+        if ckpt["solver_class"] != type(self.solver).__name__:
+            raise ValueError(f"checkpoint_dir {str(self.checkpoint_dir)!r} holds a {ckpt['solver_class']} run, "
+                             f"not a {type(self.solver).__name__} one; pass resume=False or another checkpoint_dir")
+        self.solver.load_state_dict(ckpt["solver"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.history = History(ckpt["history"])
+        if ckpt["world_size"] == self.dist.world_size:
+            set_rng_state(ckpt["rng"][self.dist.rank])
+        else:
+            warnings.warn("resuming on a different number of processes: random streams restart", stacklevel=3)
+        return ckpt["epoch"], ckpt["best"]
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self, train: Dataset, val: Dataset | None = None) -> History:
+        """Train for ``epochs`` epochs (or what is left of them after a resume).
+
+        Returns the :class:`History`; the solver is left trained, in eval mode, on ``device``.
+        """
+        solver = self.solver.to(self.device)
+        train_loader = self._loader(train, train=True)
+        val_loader = self._loader(val, train=False) if val is not None else None
+        self.optimizer = self._make_optimizer()
+        from sciml.optim import step_requires
+
+        self._requires = step_requires(self.optimizer)
+        self.scheduler = self._make_scheduler(self.optimizer)
+
+        start, best = 0, math.inf
+        if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "last.pt").exists():
+            start, best = self._restore()
+            self._say(f"resumed from {self.checkpoint_dir / 'last.pt'} at epoch {start}")
+        else:
+            torch.manual_seed(self.seed + self.dist.rank)
+            solver.prepare(train)
+
+        objective: nn.Module = solver
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            objective = nn.parallel.DistributedDataParallel(solver, device_ids=ids)
+        if self.compile:
+            objective = torch.compile(objective)
+        params = [p for p in solver.parameters() if p.requires_grad]
+
+        steps = len(train_loader)
+        bar = tqdm(total=self.epochs * steps, initial=start * steps, disable=not (self.progress and self.dist.is_main),
+                   dynamic_ncols=True, desc=type(solver).__name__)
+        skipped_in_row = 0
+        try:
+            for epoch in range(start, self.epochs):
+                solver.train()
+                train_loader.sampler.set_epoch(epoch)
+                t0, total, n_ok, skipped = time.perf_counter(), 0.0, 0, 0
+                for batch in train_loader:
+                    batch = move_to(batch, self.device, non_blocking=True)
+                    loss, ok = self._step(objective, batch, params)
+                    if ok:
+                        total, n_ok, skipped_in_row = total + loss, n_ok + 1, 0
+                    else:
+                        skipped, skipped_in_row = skipped + 1, skipped_in_row + 1
+                        self._say(f"epoch {epoch + 1}: skipped a step with non-finite loss or gradient (loss={loss})")
+                        if skipped_in_row >= self.max_skipped_steps:
+                            raise FloatingPointError(
+                                f"{skipped_in_row} consecutive steps had a non-finite loss or gradient; "
+                                "lower the learning rate, set grad_clip, or check the data")
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4g}", refresh=False)
+                row = {"epoch": epoch + 1, "train_loss": _all_mean(total, n_ok, self.dist, self.device),
+                       "lr": self.optimizer.param_groups[0]["lr"], "skipped_steps": skipped}
+                self.scheduler.step()
+                if val_loader is not None:
+                    row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+                row["seconds"] = time.perf_counter() - t0
+                self.history.append(row)
+                score = row.get("val_loss", row["train_loss"])
+                bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.4g}",
+                                **({"val": f"{row['val_loss']:.4g}"} if "val_loss" in row else {}))
+                if self.log_every and (epoch + 1) % self.log_every == 0:
+                    self._say(" ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+                improved = score < best
+                best = min(best, score)
+                self._checkpoint(epoch + 1, best)
+                if improved:
+                    self._checkpoint(epoch + 1, best, "best.pt")
+                if self.checkpoint_dir is not None and self.dist.is_main:
+                    self.history.save(self.checkpoint_dir / "history.json")
+        except KeyboardInterrupt:
+            where = f"; resume from {self.checkpoint_dir}" if self.checkpoint_dir is not None else ""
+            self._say(f"interrupted after {len(self.history)} complete epochs{where}")
+            raise
+        finally:
+            bar.close()
+        solver.eval()
+        return self.history
+
+    def _say(self, msg: str) -> None:
+        if self.dist.is_main:
+            tqdm.write(msg)
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    if isinstance(batch, dict):
+        return _batch_len(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        return _batch_len(batch[0])
+    raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
+
+
+def _all_mean(total: float, n: int, info: distributed.DistInfo, device: torch.device) -> float:
+    t = torch.tensor([total, float(n)], dtype=torch.float64, device=device)
+    distributed.all_reduce_sum(t, info)
+    return float(t[0] / t[1]) if t[1] > 0 else math.nan
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
