@@ -14,7 +14,10 @@ It is sampled by the Karhunen–Loève expansion in the eigenbasis of the Neuman
 
     u = Σ_k sqrt(λ_k) ξ_k φ_k,   λ_k = σ² (π² |k|² + τ²)^(−α),   ξ_k ~ N(0, 1) i.i.d.
 
-truncated at the grid's Nyquist mode k_j ≤ resolution − 1. The k = 0 (constant) mode is
+truncated at the grid's Nyquist mode k_j ≤ resolution − 1. The normals ξ_k are assigned
+to the modes in order of the shell max(k₁, k₂), so one seed gives the same modes k_j < r at
+every resolution ≥ r: fields drawn on a finer grid refine, rather than replace, coarser ones
+(what ``solve_resolution`` in the generator relies on). The k = 0 (constant) mode is
 dropped, as in the FNO code, so every field has zero mean: the thresholded coefficient then
 splits the domain into comparable high and low regions instead of being dominated by one
 random offset.
@@ -111,7 +114,17 @@ def grf(n_samples, resolution, *, alpha=2.0, tau=3.0, sigma=None, generator=None
     # KL weights sqrt(λ_k), λ_k = σ² (π²|k|² + τ²)^(−α); k = 0 dropped for a mean-zero field.
     sqrt_lam = sigma * (math.pi ** 2 * k2 + tau ** 2) ** (-alpha / 2.0)
     sqrt_lam[0, 0] = 0.0
-    xi = torch.randn(n_samples, resolution, resolution, generator=generator, dtype=torch.float64)
+    # Normals are drawn shell by shell (the 2s + 1 modes with max(k₁, k₂) = s), one call
+    # per shell: the generator then yields the same low modes at every resolution, so a
+    # finer grid refines the same field. (One call for all modes would not: torch's
+    # vectorized randn changes the tail of the stream with the tensor size.)
+    shell = torch.maximum(k[:, None], k[None, :])
+    order = torch.argsort(((shell * resolution + k[:, None]) * resolution + k[None, :]).flatten())
+    normals = torch.cat([torch.randn(2 * s + 1, n_samples, generator=generator,
+                                     dtype=torch.float64) for s in range(resolution)])
+    xi = torch.empty(n_samples, resolution * resolution, dtype=torch.float64)
+    xi[:, order] = normals.T
+    xi = xi.view(n_samples, resolution, resolution)
     basis = _cosine_basis(resolution, device)
     # u = C (√λ ⊙ Ξ) Cᵀ: the KL sum over (k₁, k₂) as two dense matmuls.
     u = basis @ (sqrt_lam.to(device) * xi.to(device)) @ basis.T

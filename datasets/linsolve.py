@@ -8,8 +8,8 @@ returns a :class:`SolveResult` whose ``residual`` is the *true* relative residua
 
 The reference is a sparse direct LU (SuperLU through :func:`scipy.sparse.linalg.spsolve`)
 with the minimum-degree ordering on ``Aᵀ + A`` (``permc_spec="MMD_AT_PLUS_A"``), the
-fastest ordering for five-point operators in our measurements (31 ms for a 128² Darcy
-system on two cores).
+fastest ordering for five-point operators in the measurements of NOTES.md (31 ms for a
+128² Darcy system on two cores).
 """
 import math
 import time

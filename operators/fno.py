@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from torch import nn
 from neuralop.layers.spectral_convolution import SpectralConv
 from neuralop.models import FNO as _NeuralopFNO
 
@@ -63,6 +64,15 @@ class FNO(_NeuralopFNO, name="sciml_fno"):
         kwargs.setdefault("conv_module", Float32SpectralConv)
         super().__init__(n_modes=n_modes, in_channels=in_channels, out_channels=out_channels,
                          hidden_channels=hidden_channels, n_layers=n_layers, **kwargs)
+
+    # neuraloperator's BaseModel.state_dict writes a '_metadata' entry at the top of the
+    # destination dict, whatever the prefix, which breaks the state_dict of any module that
+    # contains the model; keep torch's behaviour
+    def state_dict(self, *args, **kwargs):
+        return nn.Module.state_dict(self, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         expected = 2 + len(self.n_modes)

@@ -65,6 +65,16 @@ def _gradients(u: Tensor, spacing: Sequence[float]) -> list[Tensor]:
     return list(torch.gradient(u, spacing=list(spacing), dim=dims, edge_order=2))
 
 
+def _trapezoid_weights(grid: Sequence[int], spacing: Sequence[float], device) -> Tensor:
+    """Trapezoidal quadrature weights on the grid nodes (half weight on each boundary face)."""
+    weights = torch.ones((), dtype=torch.float64, device=device)
+    for n, h in zip(grid, spacing):
+        w = torch.full((n,), float(h), dtype=torch.float64, device=device)
+        w[0] = w[-1] = h / 2
+        weights = weights.unsqueeze(-1) * w
+    return weights
+
+
 def h1(
     pred: Tensor,
     target: Tensor,
@@ -72,7 +82,8 @@ def h1(
     relative: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
-    """H¹ error ‖u − v‖_H¹ (relative to ‖v‖_H¹ by default), with ‖w‖²_H¹ = ‖w‖²_L2 + ‖∇w‖²_L2.
+    """H¹ error ‖u − v‖_H¹ (relative to ‖v‖_H¹ by default), with ‖w‖²_H¹ = ‖w‖²_L2 + ‖∇w‖²_L2
+    integrated by the trapezoidal rule.
 
     Parameters
     ----------
@@ -91,13 +102,13 @@ def h1(
         spacing = [float(spacing)] * len(grid)
     if len(spacing) != len(grid):
         raise ValueError(f"spacing must give one value per spatial axis ({len(grid)}), got {len(spacing)}")
-    cell = float(torch.tensor(spacing, dtype=torch.float64).prod())
+    weights = _trapezoid_weights(grid, spacing, pred.device)
 
     def sq_norm(w: Tensor) -> Tensor:
-        total = w.pow(2).flatten(1).sum(1)
+        total = w.pow(2)
         for g in _gradients(w, spacing):
-            total = total + g.pow(2).flatten(1).sum(1)
-        return total * cell
+            total = total + g.pow(2)
+        return (total * weights.to(total.dtype)).flatten(1).sum(1)
 
     err = sq_norm(pred - target).sqrt()
     if relative:

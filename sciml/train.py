@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -266,12 +267,17 @@ class Trainer:
                 return loss
 
             loss = opt.step(closure)
-            value = float(loss)
+            value = float(loss.detach())
             return value, math.isfinite(value)
 
         with self._autocast():
             loss = objective(batch)
-        loss.backward(create_graph="create_graph" in self._requires)
+        if "create_graph" in self._requires:
+            with warnings.catch_warnings():  # the grad/parameter cycle it warns of is cut after the step
+                warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+                loss.backward(create_graph=True)
+        else:
+            loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip if self.grad_clip else math.inf)
         # the gradients are already all-reduced, so every rank sees the same norm; the loss is
         # local, so its finiteness is agreed on explicitly
@@ -279,7 +285,7 @@ class Trainer:
         ok = bool(distributed.all_reduce_sum(flag, self.dist).item() == self.dist.world_size)
         if ok:
             opt.step()
-        else:
+        if not ok or "create_graph" in self._requires:
             opt.zero_grad(set_to_none=True)
         return float(loss.detach()), ok
 
@@ -389,7 +395,8 @@ class Trainer:
                         total, n_ok, skipped_in_row = total + loss, n_ok + 1, 0
                     else:
                         skipped, skipped_in_row = skipped + 1, skipped_in_row + 1
-                        self._say(f"epoch {epoch + 1}: skipped a step with non-finite loss or gradient (loss={loss})")
+                        self._say(f"epoch {epoch + 1}: skipped a step with non-finite loss or gradient (loss={loss})",
+                                  warn=True)
                         if skipped_in_row >= self.max_skipped_steps:
                             raise FloatingPointError(
                                 f"{skipped_in_row} consecutive steps had a non-finite loss or gradient; "
@@ -424,9 +431,9 @@ class Trainer:
         solver.eval()
         return self.history
 
-    def _say(self, msg: str) -> None:
+    def _say(self, msg: str, warn: bool = False) -> None:
         if self.dist.is_main:
-            tqdm.write(msg)
+            tqdm.write(msg, file=sys.stderr if warn else sys.stdout)
 
 
 def _batch_len(batch: Any) -> int:

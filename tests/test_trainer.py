@@ -1,0 +1,187 @@
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from sciml import Trainer
+from sciml.checkpoint import load_checkpoint
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _toy import Regression, regression_data  # noqa: E402
+
+
+def weights(solver):
+    return {k: v.clone() for k, v in solver.state_dict().items()}
+
+
+def test_trainer_lowers_the_loss_of_a_small_problem_by_a_factor_of_20():
+    torch.manual_seed(0)
+    data = regression_data()
+    solver = Regression()
+    before = Trainer(solver, device="cpu").evaluate(data)["loss"]
+    history = Trainer(solver, optimizer="adam", lr=1e-2, epochs=40, batch_size=32, scheduler="cosine",
+                      device="cpu", progress=False).fit(data, data)
+    after = history.last["val_loss"]
+    assert after < before / 20, (before, after)
+    assert history["train_loss"][-1] < history["train_loss"][0] / 10
+    assert len(history) == 40 and history["lr"][0] == pytest.approx(1e-2)
+    assert history["lr"][-1] < 1e-4  # cosine schedule reached its end
+
+
+class _Interrupt(torch.utils.data.Dataset):
+    """Raises KeyboardInterrupt at the given item count, like a Ctrl-C in the middle of an epoch."""
+
+    def __init__(self, data, after):
+        self.data, self.after, self.count = data, after, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.count += 1
+        if self.count == self.after:
+            raise KeyboardInterrupt
+        return self.data[i]
+
+
+def _trainer(solver, ckpt=None, epochs=4):
+    return Trainer(solver, optimizer="adamw", lr=3e-3, weight_decay=1e-2, epochs=epochs, batch_size=16,
+                   scheduler="cosine", grad_clip=1.0, device="cpu", checkpoint_dir=ckpt, seed=7, progress=False)
+
+
+def test_a_run_interrupted_midway_and_resumed_ends_with_the_same_weights(tmp_path):
+    data = regression_data(n=100)
+    torch.manual_seed(1)
+    straight = Regression(dropout=0.2)
+    _trainer(straight).fit(data, data)
+
+    torch.manual_seed(1)
+    first = Regression(dropout=0.2)
+    with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 3
+        _trainer(first, tmp_path).fit(_Interrupt(data, after=2 * 100 + 40), data)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+    torch.manual_seed(123)  # a different process state: everything must come from the checkpoint
+    resumed = Regression(dropout=0.2)
+    history = _trainer(resumed, tmp_path).fit(data, data)
+    assert len(history) == 4 and history["epoch"] == [1, 2, 3, 4]
+    for k, v in weights(straight).items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 4
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "history.json").exists()
+
+
+def test_non_finite_steps_are_skipped_and_reported(capsys):
+    x, y = regression_data(n=64).tensors
+    x = x.clone()
+    x[5, 0] = math.nan  # one poisoned sample: its batch must not move the weights
+    data = torch.utils.data.TensorDataset(x, y)
+    solver = Regression()
+    history = Trainer(solver, lr=1e-3, epochs=2, batch_size=16, device="cpu", progress=False).fit(data)
+    assert history["skipped_steps"] == [1, 1]
+    assert all(torch.isfinite(p).all() for p in solver.parameters())
+    assert "skipped a step with non-finite loss" in capsys.readouterr().err
+
+    y_bad = torch.full_like(y, math.nan)
+    with pytest.raises(FloatingPointError, match="3 consecutive steps"):
+        Trainer(Regression(), epochs=1, batch_size=8, device="cpu", progress=False,
+                max_skipped_steps=3).fit(torch.utils.data.TensorDataset(x, y_bad))
+
+
+def test_closure_optimizer_is_driven_through_its_declaration():
+    torch.manual_seed(0)
+    data = regression_data(n=128)
+    solver = Regression(width=16)
+    history = Trainer(solver, optimizer="lbfgs", lr=1.0, epochs=5, batch_size=128, device="cpu",
+                      optimizer_options={"max_iter": 50}, progress=False).fit(data)
+    assert history["train_loss"][-1] < 1e-3
+
+
+class _HessianDiagonal(torch.optim.Optimizer):
+    """Scaled Newton step on the Hessian diagonal, estimated by one Hutchinson probe: needs the graph."""
+
+    step_requires = frozenset({"create_graph"})
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, {"lr": lr})
+
+    def step(self, closure=None):
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        probes = [torch.randint_like(p, 2) * 2 - 1 for p in params]
+        hvp = torch.autograd.grad(grads, params, grad_outputs=probes)  # fails without create_graph
+        with torch.no_grad():
+            for p, g, z, hz in zip(params, grads, probes, hvp):
+                p -= self.param_groups[0]["lr"] * g / ((z * hz).abs() + 1e-3)
+            for p in params:
+                p.grad = None
+
+
+def test_an_optimizer_declaring_create_graph_gets_hessian_vector_products():
+    torch.manual_seed(0)
+    data = regression_data(n=64, dim=2)
+    solver = Regression(dim=2, width=8)
+    before = Trainer(solver, device="cpu").evaluate(data)["loss"]
+    history = Trainer(solver, optimizer=lambda p: _HessianDiagonal(p, lr=0.05), epochs=10, batch_size=64,
+                      device="cpu", progress=False).fit(data)
+    assert history["skipped_steps"] == [0] * 10
+    assert history["train_loss"][-1] < 0.5 * before
+
+
+def test_bad_arguments_name_themselves():
+    s = Regression()
+    with pytest.raises(ValueError, match="unknown optimizer 'adamx'"):
+        Trainer(s, optimizer="adamx")
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        Trainer(s, epochs=0)
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(s, precision="fp16")
+    with pytest.raises(ValueError, match="scheduler"):
+        Trainer(s, scheduler="linear")
+    with pytest.raises(TypeError, match="sciml.Solver"):
+        Trainer(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="train data is empty"):
+        Trainer(s, device="cpu", progress=False).fit(torch.utils.data.TensorDataset(torch.zeros(0, 4), torch.zeros(0, 1)))
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {tests!r})
+    from _toy import Regression, regression_data
+    from sciml import Trainer
+    torch.manual_seed(0)
+    solver = Regression()
+    history = Trainer(solver, optimizer="adam", lr=1e-2, epochs=3, batch_size=8, device="cpu", seed=3,
+                      checkpoint_dir={ckpt!r}, progress=False).fit(regression_data(n=64), regression_data(n=20, seed=1))
+    torch.save({{"state": solver.state_dict(), "history": history.rows}}, {out!r} + f"/rank{{torch.distributed.get_rank()}}.pt")
+""")
+
+
+def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
+    """Two gloo ranks with batch 8 each = one process with batch 16 (same shuffles, mean gradients)."""
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path / "ckpt"),
+                                        out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--master_port=0", "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0", str(script)],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for k in r0["state"]:
+        assert torch.equal(r0["state"][k], r1["state"][k]), k  # replicas stay identical
+
+    torch.manual_seed(0)
+    single = Regression()
+    history = Trainer(single, optimizer="adam", lr=1e-2, epochs=3, batch_size=16, device="cpu", seed=3,
+                      progress=False).fit(regression_data(n=64), regression_data(n=20, seed=1))
+    for k, v in single.state_dict().items():
+        torch.testing.assert_close(r0["state"][k], v, rtol=1e-5, atol=1e-6)
+    # validation metrics are reduced over all 20 samples across both ranks
+    assert r0["history"][-1]["val_loss"] == pytest.approx(history.last["val_loss"], rel=1e-4)
+    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["world_size"] == 2
