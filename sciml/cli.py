@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=_positive_int, default=1100, help="samples generated (train + test)")
     d.add_argument("--n-test", type=_positive_int, default=100)
     d.add_argument("--resolution", type=_positive_int, default=32)
-    d.add_argument("--epochs", type=_positive_int, default=25)
+    d.add_argument("--epochs", type=_positive_int, default=20)
     d.add_argument("--width", type=_positive_int, default=32)
     d.add_argument("--lr", type=_positive_float, default=3e-3)
     d.add_argument("--device", default="cpu")

@@ -36,7 +36,8 @@ def plot_prediction(x: Tensor, truth: Tensor, pred: Tensor, path: str | os.PathL
     vmin, vmax = float(fields[1].min()), float(fields[1].max())  # truth and prediction share a scale
     for ax, f, title, i in zip(axes, fields, titles, range(4)):
         kw = {"vmin": vmin, "vmax": vmax} if i in (1, 2) else {}
-        im = ax.imshow(f.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="magma" if i == 3 else "viridis", **kw)
+        # fields are indexed (x, y): transpose so that x runs left to right
+        im = ax.imshow(f.T.numpy(), origin="lower", extent=(0, 1, 0, 1), cmap="magma" if i == 3 else "viridis", **kw)
         ax.set_title(title if i != 3 else f"{title} (rel. L2 {rel:.2%})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -30,6 +30,7 @@ from .solver import Solver, move_to
 __all__ = ["Trainer", "History"]
 
 PRECISIONS = ("fp32", "bf16")
+PRELOAD_AUTO_BYTES = 1 << 30
 SCHEDULERS = ("constant", "cosine", "step")
 
 
@@ -96,6 +97,28 @@ class _Shard(Sampler[int]):
         return len(self.indices)
 
 
+class _Preloaded:
+    """The whole dataset as one batch on the device, cut into the batches a DataLoader would give.
+
+    Same sampler, same order, same batches as the streaming path, without per-sample indexing,
+    collation and host-to-device copies in every step (on a GPU these cost a third of a small
+    FNO's step).
+    """
+
+    def __init__(self, data: Dataset, sampler: Sampler, batch_size: int, device: torch.device):
+        chunks = [move_to(b, device) for b in DataLoader(data, batch_size=256, shuffle=False)]
+        self.batch = _concat(chunks)
+        self.sampler, self.batch_size, self.device = sampler, batch_size, device
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        order = torch.tensor(list(self.sampler), device=self.device)
+        for idx in order.split(self.batch_size):
+            yield _index(self.batch, idx)
+
+
 class Trainer:
     """Train any :class:`~sciml.Solver`.
 
@@ -120,6 +143,9 @@ class Trainer:
     device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when present. Under
         ``torchrun`` each process takes ``cuda:LOCAL_RANK``.
     num_workers : DataLoader worker processes.
+    preload : hold the whole dataset on ``device`` and index batches there (True), stream it
+        through a DataLoader (False), or preload when it takes at most 1 GiB and no workers
+        were asked for (``"auto"``). Batches are the same either way.
     checkpoint_dir : where ``last.pt`` (every epoch), ``best.pt`` (best validation loss) and
         ``history.json`` go; None keeps nothing on disk.
     resume : continue from ``checkpoint_dir/last.pt`` if it exists.
@@ -147,6 +173,7 @@ class Trainer:
         compile: bool = False,
         device: str | torch.device | None = None,
         num_workers: int = 0,
+        preload: bool | str = "auto",
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = True,
         seed: int = 0,
@@ -170,6 +197,8 @@ class Trainer:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
         if not (isinstance(num_workers, int) and num_workers >= 0):
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if preload not in (True, False, "auto"):
+            raise ValueError(f"preload must be True, False or 'auto', got {preload!r}")
         if not (isinstance(max_skipped_steps, int) and max_skipped_steps >= 1):
             raise ValueError(f"max_skipped_steps must be a positive integer, got {max_skipped_steps!r}")
         if isinstance(optimizer, str):
@@ -190,6 +219,7 @@ class Trainer:
         self.precision = precision
         self.compile = compile
         self.num_workers = num_workers
+        self.preload = preload
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resume = resume
         self.seed = seed
@@ -235,7 +265,7 @@ class Trainer:
             return torch.optim.lr_scheduler.StepLR(opt, step_size=o.get("step_size", 100), gamma=o.get("gamma", 0.5))
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
-    def _loader(self, data: Dataset, train: bool) -> DataLoader:
+    def _loader(self, data: Dataset, train: bool) -> DataLoader | _Preloaded:
         if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
             raise TypeError(f"{'train' if train else 'val'} data must be a map-style Dataset, got {type(data).__name__}")
         if len(data) == 0:
@@ -245,8 +275,20 @@ class Trainer:
                                          shuffle=True, seed=self.seed)
         else:
             sampler = _Shard(len(data), self.dist.rank, self.dist.world_size)
+        if self._should_preload(data):
+            return _Preloaded(data, sampler, self.batch_size, self.device)
+        # its own generator: a DataLoader otherwise draws its workers' base seed from the global
+        # RNG each epoch, and the global stream (dropout, noise) would depend on the data path
         return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0)
+                          pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def _should_preload(self, data: Dataset) -> bool:
+        if self.preload != "auto":
+            return bool(self.preload)
+        if self.num_workers > 0:  # the user asked for a streaming loader
+            return False
+        return _nbytes(data[0]) * len(data) <= PRELOAD_AUTO_BYTES
 
     def _autocast(self):
         if self.precision == "bf16":
@@ -292,7 +334,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, data: Dataset | DataLoader) -> dict[str, float]:
         """Metrics of ``solver.evaluate`` averaged over every sample of ``data`` (all ranks)."""
-        loader = data if isinstance(data, DataLoader) else self._loader(data, train=False)
+        loader = data if isinstance(data, (DataLoader, _Preloaded)) else self._loader(data, train=False)
         was_training = self.solver.training
         self.solver.eval()
         sums: dict[str, torch.Tensor] = {}
@@ -434,6 +476,35 @@ class Trainer:
     def _say(self, msg: str, warn: bool = False) -> None:
         if self.dist.is_main:
             tqdm.write(msg, file=sys.stderr if warn else sys.stdout)
+
+
+def _nbytes(item: Any) -> int:
+    if isinstance(item, torch.Tensor):
+        return item.numel() * item.element_size()
+    if isinstance(item, dict):
+        return sum(_nbytes(v) for v in item.values())
+    if isinstance(item, (list, tuple)):
+        return sum(_nbytes(v) for v in item)
+    return 0
+
+
+def _concat(chunks: list) -> Any:
+    first = chunks[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(chunks)
+    if isinstance(first, dict):
+        return {k: _concat([c[k] for c in chunks]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(_concat([c[i] for c in chunks]) for i in range(len(first)))
+    raise TypeError(f"cannot preload batches of type {type(first).__name__}; pass preload=False")
+
+
+def _index(batch: Any, idx: torch.Tensor) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch[idx]
+    if isinstance(batch, dict):
+        return {k: _index(v, idx) for k, v in batch.items()}
+    return type(batch)(_index(v, idx) for v in batch)
 
 
 def _batch_len(batch: Any) -> int:

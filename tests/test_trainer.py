@@ -49,21 +49,22 @@ class _Interrupt(torch.utils.data.Dataset):
         return self.data[i]
 
 
-def _trainer(solver, ckpt=None, epochs=4):
+def _trainer(solver, ckpt=None, epochs=4, preload="auto"):
     return Trainer(solver, optimizer="adamw", lr=3e-3, weight_decay=1e-2, epochs=epochs, batch_size=16,
-                   scheduler="cosine", grad_clip=1.0, device="cpu", checkpoint_dir=ckpt, seed=7, progress=False)
+                   scheduler="cosine", grad_clip=1.0, device="cpu", checkpoint_dir=ckpt, seed=7, progress=False,
+                   preload=preload)
 
 
 def test_a_run_interrupted_midway_and_resumed_ends_with_the_same_weights(tmp_path):
     data = regression_data(n=100)
     torch.manual_seed(1)
     straight = Regression(dropout=0.2)
-    _trainer(straight).fit(data, data)
+    _trainer(straight).fit(data, data)  # small: preloaded
 
     torch.manual_seed(1)
     first = Regression(dropout=0.2)
-    with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 3
-        _trainer(first, tmp_path).fit(_Interrupt(data, after=2 * 100 + 40), data)
+    with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 3 (streamed, so it can)
+        _trainer(first, tmp_path, preload=False).fit(_Interrupt(data, after=2 * 100 + 40), data)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
 
     torch.manual_seed(123)  # a different process state: everything must come from the checkpoint
@@ -185,3 +186,17 @@ def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
     # validation metrics are reduced over all 20 samples across both ranks
     assert r0["history"][-1]["val_loss"] == pytest.approx(history.last["val_loss"], rel=1e-4)
     assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["world_size"] == 2
+
+
+def test_preloaded_and_streamed_data_train_to_identical_weights():
+    data = regression_data(n=50)
+    states = []
+    for preload in (True, False):
+        torch.manual_seed(0)
+        solver = Regression(dropout=0.1)
+        Trainer(solver, epochs=2, batch_size=8, device="cpu", progress=False, preload=preload).fit(data, data)
+        states.append(solver.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+    with pytest.raises(ValueError, match="preload must be"):
+        Trainer(Regression(), preload="yes")

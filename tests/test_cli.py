@@ -1,0 +1,67 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sciml.cli import load_run, main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_command_has_help():
+    for cmd in ([], ["generate"], ["train"], ["evaluate"], ["demo"]):
+        proc = subprocess.run([sys.executable, "-m", "sciml.cli", *cmd, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage: sciml" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "heat", "--out", "x.h5"], "unknown PDE 'heat'"),
+    (["generate", "darcy", "--out", "x.h5", "--n", "10", "--n-test", "10"], "n_test"),
+    (["generate", "darcy", "--out", "x.h5", "--resolution", "2"], "resolution"),
+    (["train", "--data", "missing.h5"], "missing.h5"),
+    (["evaluate", "--run", ".", "--data", "missing.h5"], "not a sciml run folder"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and err.startswith(f"sciml {argv[0]}: error:")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_train_evaluate_end_to_end(tmp_path, capsys):
+    data = tmp_path / "d.h5"
+    assert run(capsys, "generate", "darcy", "--out", str(data), "--n", "48", "--n-test", "8",
+               "--resolution", "17", "--quiet")[0] == 0
+    out_dir = tmp_path / "run"
+    code, out, _ = run(capsys, "train", "--data", str(data), "--out", str(out_dir), "--modes", "6", "6",
+                       "--width", "8", "--epochs", "3", "--batch-size", "8", "--quiet")
+    assert code == 0 and "test " in out and "rel_l2=" in out
+    history = json.loads((out_dir / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["val_rel_l2"] < history[0]["val_rel_l2"]
+    assert (out_dir / "loss.png").stat().st_size > 0
+
+    png = tmp_path / "pred.png"
+    code, out, _ = run(capsys, "evaluate", "--run", str(out_dir), "--data", str(data), "--checkpoint", "last",
+                       "--plot", str(png))
+    assert code == 0 and png.stat().st_size > 0
+    reported = float(out.split("rel_l2=")[1].split()[0])
+    assert reported == pytest.approx(history[-1]["val_rel_l2"], rel=1e-3)  # same weights, same test split
+
+    # a second `train` into the same folder with another model is refused, the run left intact
+    code, _, err = run(capsys, "train", "--data", str(data), "--out", str(out_dir), "--width", "16", "--quiet")
+    assert code == 2 and "another model configuration" in err
+    solver, config = load_run(out_dir, "last")
+    assert config["model_options"]["hidden_channels"] == 8
+
+    # a truncated data file is named, not a traceback
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    code, _, err = run(capsys, "evaluate", "--run", str(out_dir), "--data", str(broken))
+    assert code == 2 and "broken.h5" in err
