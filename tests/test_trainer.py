@@ -200,3 +200,19 @@ def test_preloaded_and_streamed_data_train_to_identical_weights():
         assert torch.equal(states[0][k], states[1][k]), k
     with pytest.raises(ValueError, match="preload must be"):
         Trainer(Regression(), preload="yes")
+
+
+def test_compiled_objective_trains_like_the_eager_one():
+    data = regression_data(n=64)
+    histories = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        histories.append(Trainer(Regression(), epochs=2, batch_size=32, device="cpu", progress=False,
+                                 compile=compile).fit(data)["train_loss"])
+    assert histories[1] == pytest.approx(histories[0], rel=1e-5)
+
+
+def test_step_schedule_halves_the_learning_rate_on_time():
+    history = Trainer(Regression(), lr=1e-2, epochs=5, batch_size=64, device="cpu", progress=False,
+                      scheduler="step", scheduler_options={"step_size": 2, "gamma": 0.5}).fit(regression_data(n=64))
+    assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3])
