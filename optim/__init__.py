@@ -1,5 +1,11 @@
 """Optimizers for the training step, and :func:`build_optimizer`, which groups a model's parameters.
 
+Orthogonalized methods for hidden weight matrices (each with AdamW groups for the rest of a
+model): :class:`Muon`, :class:`NorMuon`, :class:`ROOT`, :class:`AuON`, :class:`HybridAuON`;
+their shared Newton–Schulz iteration is :func:`newton_schulz`. Projected methods for
+scale-invariant weights: :class:`AdamP`, :class:`SGDP`. All are registered by lower-case name
+in :data:`OPTIMIZERS` (``"hybrid_auon"`` for Hybrid-AuON).
+
 The Trainer learns what an optimizer's ``step`` needs from one declaration, never from its
 class name: an optimizer (class or instance) may carry ``step_requires``, a set of
 
@@ -11,12 +17,22 @@ An optimizer with no declaration gets a plain gradient.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "step_requires"]
+from .adamp import SGDP, AdamP
+from .auon import AuON, HybridAuON
+from .muon import Muon
+from .newton_schulz import newton_schulz
+from .normuon import NorMuon
+from .orthogonalized import OrthogonalizedOptimizer
+from .root import ROOT
+
+__all__ = ["OPTIMIZERS", "ORTHOGONALIZED", "DEFAULT_EXCLUDE", "build_optimizer", "step_requires",
+           "is_hidden_matrix", "Muon", "NorMuon", "ROOT", "AuON", "HybridAuON", "AdamP", "SGDP",
+           "OrthogonalizedOptimizer", "newton_schulz"]
 
 _KNOWN_REQUIREMENTS = frozenset({"closure", "create_graph"})
 
@@ -29,12 +45,27 @@ def _lbfgs(params, lr, weight_decay=0.0, **options):
     return opt
 
 
+ORTHOGONALIZED: dict[str, type[OrthogonalizedOptimizer]] = {
+    "muon": Muon,
+    "normuon": NorMuon,
+    "root": ROOT,
+    "auon": AuON,
+    "hybrid_auon": HybridAuON,
+}
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "lbfgs": _lbfgs,
+    **ORTHOGONALIZED,
+    "adamp": AdamP,
+    "sgdp": SGDP,
 }
+
+#: name fragments of layers kept under AdamW: a network's input and output maps (an FNO's
+#: lifting and projection, embeddings, output heads) are not hidden layers
+DEFAULT_EXCLUDE: tuple[str, ...] = ("lifting", "projection", "embed", "head")
 
 
 def step_requires(optimizer: torch.optim.Optimizer) -> frozenset[str]:
@@ -47,26 +78,78 @@ def step_requires(optimizer: torch.optim.Optimizer) -> frozenset[str]:
     return req
 
 
+def _decays(p: torch.Tensor) -> bool:
+    """Matrices and kernels (fan-in of two or more) are decayed; biases, also (C, 1, 1) ones, are not."""
+    return p.dim() >= 2 and p[0].numel() >= 2
+
+
 def _groups(model: nn.Module | Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
     """Decay matrices and kernels; leave biases, norms and other vectors undecayed."""
     params = model.parameters() if isinstance(model, nn.Module) else model
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    decay = [p for p in params if p.dim() >= 2]
-    plain = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
+    decay = [p for p in params if _decays(p)]
+    plain = [p for p in params if not _decays(p)]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0})
+            if g["params"]]
+
+
+def is_hidden_matrix(name: str, p: torch.Tensor, exclude: Sequence[str] = DEFAULT_EXCLUDE) -> bool:
+    """The default rule for the orthogonalized methods: is ``p`` a hidden weight matrix?
+
+    True for a tensor that is a matrix with at least two rows and two columns in the matrix
+    view of :mod:`sciml.optim.orthogonalized` (a Linear weight, a conv kernel ``(out, in, *k)``,
+    a complex spectral weight ``(in, out, *modes)``) whose name contains none of ``exclude``.
+    Biases, norms, per-channel scales, and lifting/projection/embedding/head layers are not.
+    """
+    if p.dim() < 2 or any(fragment in name for fragment in exclude):
+        return False
+    if p.is_complex():
+        return min(p.shape[0], p.shape[1]) >= 2
+    return p.shape[0] >= 2 and p[0].numel() >= 2
+
+
+def _split(model: nn.Module | Iterable[nn.Parameter], hidden: Callable[[str, torch.Tensor], bool],
+           weight_decay: float, adamw_lr: float | None) -> list[dict]:
+    """Groups: hidden matrices, then AdamW groups with and without weight decay."""
+    named = model.named_parameters() if isinstance(model, nn.Module) else ((str(i), p) for i, p in enumerate(model))
+    named = [(n, p) for n, p in named if p.requires_grad]
+    if not named:
+        raise ValueError("model has no trainable parameters")
+    matrices = [p for n, p in named if hidden(n, p)]
+    if not matrices:
+        raise ValueError("no parameter of the model is a hidden weight matrix under the grouping rule; "
+                         "pass hidden=<predicate (name, param) -> bool> or exclude=<name fragments>")
+    chosen = {id(p) for p in matrices}
+    rest = [p for _, p in named if id(p) not in chosen]
+    extra = {"adamw": True} if adamw_lr is None else {"adamw": True, "lr": adamw_lr}
+    groups = [{"params": matrices, "weight_decay": weight_decay}]
+    decayed = [p for p in rest if _decays(p)]
+    plain = [p for p in rest if not _decays(p)]
+    if decayed:
+        groups.append({"params": decayed, "weight_decay": weight_decay, **extra})
     if plain:
-        groups.append({"params": plain, "weight_decay": 0.0})
+        groups.append({"params": plain, "weight_decay": 0.0, **extra})
     return groups
 
 
 def build_optimizer(name: str, model: nn.Module | Iterable[nn.Parameter], lr: float = 1e-3,
-                    weight_decay: float = 0.0, **options) -> torch.optim.Optimizer:
+                    weight_decay: float = 0.0, *, hidden: Callable[[str, torch.Tensor], bool] | None = None,
+                    exclude: Sequence[str] = DEFAULT_EXCLUDE, adamw_lr: float | None = None,
+                    **options) -> torch.optim.Optimizer:
     """An optimizer by name over ``model``'s trainable parameters.
 
     Parameters of two or more dimensions get ``weight_decay``; biases and normalisation
     weights get none. ``options`` go to the optimizer's constructor.
+
+    For the orthogonalized methods (:data:`ORTHOGONALIZED`) the parameters are split: those for
+    which ``hidden(name, param)`` holds (default :func:`is_hidden_matrix` with ``exclude``) go
+    to the method, all others to AdamW groups inside the same optimizer, at ``adamw_lr``
+    (default ``lr``). So that one ``lr`` suits both, ``adjust_lr_fn`` defaults to
+    ``"match_rms_adamw"`` here (pass ``adjust_lr_fn="original"`` for Muon's own scale), and
+    ``complex_mode`` (``"per_mode"`` or ``"flatten"``) chooses how FNO spectral weights are
+    orthogonalized. ``hidden``, ``exclude`` and ``adamw_lr`` apply to those methods only.
     """
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}")
@@ -75,6 +158,13 @@ def build_optimizer(name: str, model: nn.Module | Iterable[nn.Parameter], lr: fl
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
     factory = OPTIMIZERS[name.lower()]
+    if factory in ORTHOGONALIZED.values():
+        rule = hidden if hidden is not None else (lambda n, p: is_hidden_matrix(n, p, exclude))
+        options.setdefault("adjust_lr_fn", "match_rms_adamw")
+        return factory(_split(model, rule, weight_decay, adamw_lr), lr=lr, **options)
+    if hidden is not None or adamw_lr is not None or tuple(exclude) != DEFAULT_EXCLUDE:
+        raise ValueError(f"hidden, exclude and adamw_lr apply to the orthogonalized optimizers "
+                         f"({', '.join(ORTHOGONALIZED)}), not to {name!r}")
     if factory is _lbfgs:  # one group: L-BFGS does not support several
         params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
         return factory(params, lr=lr, weight_decay=weight_decay, **options)
