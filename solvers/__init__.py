@@ -3,9 +3,15 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["OperatorSolver"]
+__all__ = ["OperatorSolver", "NeuralODESolver", "DiffusionSolver", "RectifiedFlowSolver", "PDERefinerSolver"]
 
-_LAZY = {"OperatorSolver": "sciml.solvers.operator"}
+_LAZY = {
+    "OperatorSolver": "sciml.solvers.operator",
+    "NeuralODESolver": "sciml.solvers.neural_ode",
+    "DiffusionSolver": "sciml.solvers.diffusion",
+    "RectifiedFlowSolver": "sciml.solvers.diffusion",
+    "PDERefinerSolver": "sciml.solvers.diffusion",
+}
 
 
 def __getattr__(name: str):

@@ -1,0 +1,130 @@
+"""DiffusionSolver: a VP diffusion model trained by denoising, sampled by any registered sampler.
+
+The loss is the "simple" denoising objective of Ho, Jain & Abbeel 2020 ("Denoising Diffusion
+Probabilistic Models", eq. 14): draw t, noise x_t = α_t x₀ + σ_t ε and regress the network
+output on the target of its parameterisation: ε (Ho et al. 2020), x₀, or v = α_t ε − σ_t x₀
+(Salimans & Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Models", §4).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sciml.solver import Solver
+
+from .denoiser import PREDICTIONS, Denoiser
+from .samplers import get_sampler
+from .schedules import DiscreteVP, VPSchedule, get_schedule, time_grid
+
+__all__ = ["DiffusionSolver"]
+
+
+def _split(batch: Any) -> tuple[Tensor, Any]:
+    """A batch is x₀, a tuple (x₀,) (what a TensorDataset yields), or a pair (x₀, cond)."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2) and isinstance(batch[0], Tensor):
+        return batch[0], (batch[1] if len(batch) == 2 else None)
+    raise TypeError(f"a diffusion batch is x0, (x0,) or (x0, cond), got {type(batch).__name__}"
+                    + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+
+
+class DiffusionSolver(Solver):
+    """Denoising diffusion on data of any shape ``(B, *data_shape)``.
+
+    Parameters
+    ----------
+    model : network ``model(x_t, t)`` (or ``model(x_t, t, cond)`` for conditional batches),
+        with t a ``(B,)`` tensor of continuous times in (0, T]; returns the shape of x_t.
+    schedule : a :class:`VPSchedule` or a name from ``schedules.SCHEDULES``.
+    prediction : ``"eps"``, ``"x0"`` or ``"v"`` — what the network predicts.
+    data_shape : shape of one sample; found by :meth:`prepare` (the Trainer calls it) if None.
+    """
+
+    def __init__(self, model: nn.Module, schedule: str | VPSchedule = "linear", prediction: str = "eps",
+                 data_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.model = model
+        self.schedule = get_schedule(schedule)
+        self.prediction = prediction
+        self.data_shape = tuple(data_shape) if data_shape is not None else None
+
+    def prepare(self, dataset) -> None:
+        """Record the shape of one sample, so that ``sample(n)`` knows what to draw."""
+        if self.data_shape is None:
+            self.data_shape = tuple(_split(dataset[0])[0].shape)
+
+    def _times(self, n: int, like: Tensor) -> Tensor:
+        sch = self.schedule
+        if isinstance(sch, DiscreteVP):  # the N training times t_n = n/N
+            return torch.randint(1, sch.n + 1, (n,), device=like.device).to(like.dtype) / sch.n
+        return sch.t_min + (sch.T - sch.t_min) * torch.rand(n, device=like.device, dtype=like.dtype)
+
+    def _call(self, x: Tensor, t: Tensor, cond: Any) -> Tensor:
+        return self.model(x, t) if cond is None else self.model(x, t, cond)
+
+    def loss(self, batch: Any) -> Tensor:
+        x0, cond = _split(batch)
+        t = self._times(x0.shape[0], x0)
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        a, s = self.schedule.alpha(t).reshape(shape), self.schedule.sigma(t).reshape(shape)
+        eps = torch.randn_like(x0)
+        out = self._call(a * x0 + s * eps, t, cond)  # forward process, Ho et al. eq. 4
+        target = {"eps": eps, "x0": x0, "v": a * eps - s * x0}[self.prediction]
+        return (out - target).pow(2).mean()  # eq. 14
+
+    def denoiser(self, **options: Any) -> Denoiser:
+        """The network as the samplers see it (``options`` go to :class:`Denoiser`)."""
+        return Denoiser(self.model, self.schedule, self.prediction, **options)
+
+    @torch.no_grad()
+    def sample(self, n: int | tuple[int, ...], sampler: str = "dpm_solver++", steps: int = 20,
+               grid: str = "logSNR", *, x_T: Tensor | None = None, generator: torch.Generator | None = None,
+               t_start: float | None = None, t_end: float | None = None, cond: Any = None, uncond: Any = None,
+               guidance_scale: float = 1.0, dynamic_threshold: float | None = None, max_value: float = 1.0,
+               **options: Any) -> Tensor:
+        """Draw samples by solving from noise at ``t_start`` (default T) to ``t_end`` (default t_min).
+
+        Parameters
+        ----------
+        n : number of samples (needs ``data_shape``), or the full shape ``(B, *data_shape)``.
+        sampler : a name from :data:`SAMPLERS` (``"ddim"``, ``"dpm_solver"``, ``"dpm_solver++"``, ...).
+        steps, grid : the time grid (:func:`time_grid`): number of intervals and spacing.
+        x_T : the starting noise (default: standard normal from ``generator``).
+        cond, uncond, guidance_scale, dynamic_threshold, max_value : see :class:`Denoiser`.
+        options : passed to the sampler (e.g. ``method="3M"``, ``order=3``).
+
+        ``self.last_nfe`` holds the number of network evaluations of this call.
+        """
+        if isinstance(n, int):
+            if n < 1:
+                raise ValueError(f"n must be a positive integer, got {n}")
+            if self.data_shape is None:
+                raise ValueError("data_shape is unknown: pass a full shape (B, ...) or build the solver "
+                                 "with data_shape=... (the Trainer records it before training)")
+            shape = (n, *self.data_shape)
+        elif isinstance(n, (tuple, list)) and all(isinstance(v, int) and v >= 1 for v in n):
+            shape = tuple(n)
+        else:
+            raise TypeError(f"n must be a positive int or a shape tuple, got {n!r}")
+        fn = get_sampler(sampler)
+        dtype = next(self.model.parameters()).dtype
+        if x_T is None:
+            x_T = torch.randn(shape, generator=generator, dtype=dtype, device=self.device)
+        elif tuple(x_T.shape) != shape:
+            raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+        ts = time_grid(self.schedule, steps, grid, t_start, t_end, dtype=x_T.dtype, device=x_T.device)
+        model = self.denoiser(cond=cond, uncond=uncond, guidance_scale=guidance_scale,
+                              dynamic_threshold=dynamic_threshold, max_value=max_value)
+        was_training = self.training
+        self.eval()
+        out = fn(model, x_T, ts, **options)
+        self.train(was_training)
+        self.last_nfe = model.nfe
+        return out
