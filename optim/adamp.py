@@ -29,13 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ._adam import adam_moments, real_view, update_moments
 from ._checks import check_betas, check_range
 
 __all__ = ["AdamP", "SGDP", "project_radial"]
-
-
-def _real(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
 
 
 def project_radial(w: Tensor, grad: Tensor, update: Tensor, delta: float, eps: float) -> tuple[Tensor, bool]:
@@ -69,7 +66,7 @@ class _Projected(Optimizer):
 
     def _apply(self, p: Tensor, grad: Tensor, update: Tensor, group: dict, lr: float, decay_scale: float) -> None:
         """(4)–(5): project if scale invariant, decay, step by ``-lr·q``."""
-        w, ratio = _real(p), 1.0
+        w, ratio = real_view(p), 1.0
         if p.dim() > 1:
             update, projected = project_radial(w, grad, update, group["delta"], group["eps"])
             ratio = group["wd_ratio"] if projected else 1.0
@@ -111,27 +108,10 @@ class AdamP(_Projected):
                 loss = closure()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            params, grads, exp_avgs, exp_avg_sqs = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("AdamP does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                grads.append(_real(p.grad))
-                exp_avgs.append(_real(state["exp_avg"]))
-                exp_avg_sqs.append(_real(state["exp_avg_sq"]))
+            params, grads, exp_avgs, exp_avg_sqs, _ = adam_moments(self, group["params"], "AdamP")
             if not params:
                 continue
-            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+            update_moments(grads, exp_avgs, exp_avg_sqs, beta1, beta2)
             for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
                 t = self.state[p]["step"]
                 denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
@@ -186,8 +166,8 @@ class SGDP(_Projected):
                 if not state:
                     state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 params.append(p)
-                grads.append(_real(p.grad))
-                bufs.append(_real(state["momentum_buffer"]))
+                grads.append(real_view(p.grad))
+                bufs.append(real_view(state["momentum_buffer"]))
             if not params:
                 continue
             torch._foreach_mul_(bufs, mu)

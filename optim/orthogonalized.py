@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ._adam import adam_moments, real_view, update_moments
 from ._checks import check_betas, check_choice, check_range
 from .newton_schulz import MUON_COEFFICIENTS
 
@@ -201,30 +202,12 @@ class OrthogonalizedOptimizer(Optimizer):
 
     def _adamw_step(self, group: dict) -> None:
         """AdamW (torch.optim.AdamW's update, with bias correction) on the group's parameters."""
-        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
-                raise RuntimeError("AdamW does not support sparse gradients")
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step"] += 1
-            real = torch.view_as_real if p.is_complex() else (lambda t: t)  # complex: two real numbers
-            params.append(real(p))
-            grads.append(real(p.grad))
-            exp_avgs.append(real(state["exp_avg"]))
-            exp_avg_sqs.append(real(state["exp_avg_sq"]))
-            steps.append(state["step"])
+        params, grads, exp_avgs, exp_avg_sqs, steps = adam_moments(self, group["params"], "AdamW")
         if not params:
             return
+        params = [real_view(p) for p in params]
         (beta1, beta2), lr, wd = group["adamw_betas"], group["lr"], group["weight_decay"]
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+        update_moments(grads, exp_avgs, exp_avg_sqs, beta1, beta2)
         if wd:
             torch._foreach_mul_(params, 1 - lr * wd)
         denom = torch._foreach_sqrt(exp_avg_sqs)
