@@ -10,20 +10,22 @@ cheaper to integrate (fewer function evaluations, NFE) at nearly the same accura
 
 - Pal, Ma, Shah & Rackauckas 2021, "Opening the Blackbox: Accelerating Neural Differential
   Equations by Regularizing Internal Solver Heuristics" (ICML): penalize the adaptive solver's
-  local error estimates, R_E = Σ_j E_j |h_j| (eq. 6), or its stiffness estimates,
-  R_S = Σ_j S_j (eq. 7).
-- Pal, Edelman & Rackauckas 2022, "Locally Regularized Neural Differential Equations: Some
-  Black Boxes Were Meant to Remain Closed!" (ICML): evaluate the same quantities at randomly
-  sampled times only (§3), which needs no access to the solver's internals and works with any
-  adjoint.
+  local error estimates, R_E = Σ_j E_j |h_j|, or its stiffness estimates, R_S = Σ_j S_j |h_j|,
+  summed over the steps j of the solve.
+- Pal, Edelman & Rackauckas 2023, "Locally Regularized Neural Differential Equations: Some
+  Black Boxes Were Meant to Remain Closed!" (ICML, arXiv:2303.02262): evaluate the same
+  quantity at a uniformly drawn time only (Algorithm 1, unbiased sampling: one solver step from
+  y(t_r) gives E·|h|), which needs no access to the solver's internals and works with any adjoint.
 
 torchdiffeq 0.2.5 does not expose its per-step estimates, so both are computed here as in the
 local paper: at ``reg_samples`` uniformly drawn times t_r the state y(t_r) comes from the same
 solve, the step h is the one an adaptive solver would settle on there (Hairer's starting step,
-"Solving ODEs I", §II.4, rescaled by the step controller), and one step of the embedded Dormand–Prince 5(4) pair gives
-the scaled local error estimate E (the dopri5 error norm) and Hairer's stiffness estimate
-S = ‖k₇ − k₆‖ / ‖g₇ − g₆‖ (op. cit. II, §IV.2). With one sample this is the local
-regularizer; with many it is a Monte-Carlo estimate of the global one.
+"Solving ODEs I", §II.4, rescaled once by the step controller), and one step of the embedded
+Dormand–Prince 5(4) pair gives the scaled local error estimate E (the dopri5 error norm) and
+Hairer's stiffness estimate S = ‖k₇ − k₆‖ / ‖g₇ − g₆‖ (op. cit. II, §IV.2). With one sample
+this is the local regularizer; with many, a Monte-Carlo stand-in for the global one. The penalty lowers E at the controller's step, so the
+controller can take longer steps: it removes dynamics the data do not ask for, and also damps
+real high-frequency content, so it suits prediction more than system identification.
 """
 from __future__ import annotations
 
@@ -181,7 +183,7 @@ class NeuralODESolver(Solver):
         terms = []
         for i in range(t.numel()):
             h, error, stiffness = dopri5_heuristics(self.func, t[i], y[:, i], self.rtol, self.atol)
-            terms.append(error * h if self.regularization == "error" else stiffness)  # eq. 6 / eq. 7 terms
+            terms.append((error if self.regularization == "error" else stiffness) * h)  # E_j|h_j| or S_j|h_j|
         return torch.stack(terms).mean()
 
     def loss(self, batch: Any) -> Tensor:

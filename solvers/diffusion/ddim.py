@@ -1,8 +1,9 @@
 """DDIM: Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models" (ICLR).
 
-With η = 0 the update is the exact solution of the probability-flow ODE under a constant noise
-prediction over the step, i.e. first-order DPM-Solver (Lu et al. 2022, §3.3); η > 0 adds the
-stochasticity of eq. 16 (η = 1: DDPM's ancestral sampler).
+With η = 0 the update (eq. 12) is the exact solution of the probability-flow ODE under a
+constant noise prediction over the step, i.e. DPM-Solver-1 (Lu et al. 2022, "DPM-Solver");
+η > 0 adds the stochasticity of eq. 16 (η = 1: DDPM's ancestral sampler). Equation numbers
+checked against diffusers' ``DDIMScheduler``, which cites the same formulas.
 """
 from __future__ import annotations
 

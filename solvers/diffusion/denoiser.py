@@ -34,7 +34,9 @@ class Denoiser:
     prediction : what ``fn`` predicts: ``"eps"``, ``"x0"`` or ``"v"``.
     cond : conditioning passed as the third argument of ``fn`` (None: ``fn(x, t)``).
     uncond : the "null" conditioning for classifier-free guidance.
-    guidance_scale : w in out(∅) + w·(out(c) − out(∅)); 1 means no guidance.
+    guidance_scale : s in out(∅) + s·(out(c) − out(∅)); 1 means no guidance (the paper's
+        weight w is s − 1). The network must know ∅: train it with condition dropout
+        (``DiffusionSolver(cond_drop_prob=...)``).
     dynamic_threshold : the quantile p of Imagen's dynamic thresholding (None: off);
         applied to the data prediction, so it affects data-prediction samplers (DPM-Solver++).
     max_value : the data range bound of dynamic thresholding (1 for images in [−1, 1]).

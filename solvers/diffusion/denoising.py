@@ -4,6 +4,11 @@ The loss is the "simple" denoising objective of Ho, Jain & Abbeel 2020 ("Denoisi
 Probabilistic Models", eq. 14): draw t, noise x_t = α_t x₀ + σ_t ε and regress the network
 output on the target of its parameterisation: ε (Ho et al. 2020), x₀, or v = α_t ε − σ_t x₀
 (Salimans & Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Models", §4).
+
+Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", Algorithm 1)
+needs one network that is both conditional and unconditional: during training the condition of
+each sample is replaced by a null condition ∅ with probability ``cond_drop_prob`` (the paper's
+p_uncond), so that ``sample(cond=c, guidance_scale=w)`` can mix ε(x, c) and ε(x, ∅).
 """
 from __future__ import annotations
 
@@ -41,19 +46,31 @@ class DiffusionSolver(Solver):
     schedule : a :class:`VPSchedule` or a name from ``schedules.SCHEDULES``.
     prediction : ``"eps"``, ``"x0"`` or ``"v"`` — what the network predicts.
     data_shape : shape of one sample; found by :meth:`prepare` (the Trainer calls it) if None.
+    cond_drop_prob : probability p_uncond with which a training sample's condition is replaced
+        by ``null_cond`` (Ho & Salimans 2022 use 0.1–0.2); 0 trains a purely conditional model.
+    null_cond : the null condition ∅, a tensor of the shape of one sample's condition (broadcast
+        over the batch); None means zeros, which suits one-hot or embedding-vector conditions.
+        Give an explicit value (e.g. an unused class index) when zero is a real condition.
     """
 
     def __init__(self, model: nn.Module, schedule: str | VPSchedule = "linear", prediction: str = "eps",
-                 data_shape: tuple[int, ...] | None = None):
+                 data_shape: tuple[int, ...] | None = None, *, cond_drop_prob: float = 0.0,
+                 null_cond: Tensor | None = None):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if not (isinstance(cond_drop_prob, (int, float)) and 0 <= cond_drop_prob < 1):
+            raise ValueError(f"cond_drop_prob must be a probability in [0, 1), got {cond_drop_prob!r}")
+        if null_cond is not None and not isinstance(null_cond, Tensor):
+            raise TypeError(f"null_cond must be a tensor or None, got {type(null_cond).__name__}")
         self.model = model
         self.schedule = get_schedule(schedule)
         self.prediction = prediction
         self.data_shape = tuple(data_shape) if data_shape is not None else None
+        self.cond_drop_prob = float(cond_drop_prob)
+        self.register_buffer("null_cond", null_cond.detach().clone() if null_cond is not None else None)
 
     def prepare(self, dataset) -> None:
         """Record the shape of one sample, so that ``sample(n)`` knows what to draw."""
@@ -69,8 +86,26 @@ class DiffusionSolver(Solver):
     def _call(self, x: Tensor, t: Tensor, cond: Any) -> Tensor:
         return self.model(x, t) if cond is None else self.model(x, t, cond)
 
+    def null_like(self, cond: Tensor) -> Tensor:
+        """The null condition ∅ repeated over the batch of ``cond``."""
+        if not isinstance(cond, Tensor):
+            raise TypeError(f"classifier-free guidance needs a tensor condition, got {type(cond).__name__}")
+        if self.null_cond is None:
+            return torch.zeros_like(cond)
+        if self.null_cond.shape != cond.shape[1:]:
+            raise ValueError(f"null_cond must have the shape of one condition {tuple(cond.shape[1:])}, "
+                             f"got {tuple(self.null_cond.shape)}")
+        return self.null_cond.to(cond).expand_as(cond)
+
+    def _drop(self, cond: Tensor) -> Tensor:
+        """Replace each sample's condition by ∅ with probability p_uncond (Ho & Salimans, Alg. 1)."""
+        drop = torch.rand(cond.shape[0], device=cond.device) < self.cond_drop_prob
+        return torch.where(drop.reshape((-1,) + (1,) * (cond.dim() - 1)), self.null_like(cond), cond)
+
     def loss(self, batch: Any) -> Tensor:
         x0, cond = _split(batch)
+        if cond is not None and self.cond_drop_prob > 0:
+            cond = self._drop(cond)
         t = self._times(x0.shape[0], x0)
         shape = (-1,) + (1,) * (x0.dim() - 1)
         a, s = self.schedule.alpha(t).reshape(shape), self.schedule.sigma(t).reshape(shape)
@@ -97,7 +132,8 @@ class DiffusionSolver(Solver):
         sampler : a name from :data:`SAMPLERS` (``"ddim"``, ``"dpm_solver"``, ``"dpm_solver++"``, ...).
         steps, grid : the time grid (:func:`time_grid`): number of intervals and spacing.
         x_T : the starting noise (default: standard normal from ``generator``).
-        cond, uncond, guidance_scale, dynamic_threshold, max_value : see :class:`Denoiser`.
+        cond, uncond, guidance_scale, dynamic_threshold, max_value : see :class:`Denoiser`;
+            with ``guidance_scale != 1`` and no ``uncond``, the null condition of training is used.
         options : passed to the sampler (e.g. ``method="3M"``, ``order=3``).
 
         ``self.last_nfe`` holds the number of network evaluations of this call.
@@ -120,6 +156,8 @@ class DiffusionSolver(Solver):
         elif tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
         ts = time_grid(self.schedule, steps, grid, t_start, t_end, dtype=x_T.dtype, device=x_T.device)
+        if guidance_scale != 1.0 and cond is not None and uncond is None:
+            uncond = self.null_like(cond)
         model = self.denoiser(cond=cond, uncond=uncond, guidance_scale=guidance_scale,
                               dynamic_threshold=dynamic_threshold, max_value=max_value)
         was_training = self.training

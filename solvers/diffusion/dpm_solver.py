@@ -1,7 +1,7 @@
 """DPM-Solver: Lu, Zhou, Bao, Chen, Li & Zhu 2022, "DPM-Solver: A Fast ODE Solver for Diffusion
 Probabilistic Model Sampling in Around 10 Steps" (NeurIPS), noise-prediction form.
 
-The probability-flow ODE has the exact solution (eq. 3.4)
+The probability-flow ODE has the exact solution (Proposition 3.1)
 
     x_t = (α_t/α_s) x_s − α_t ∫_{λ_s}^{λ_t} e^{−λ} ε̂(x_λ, λ) dλ,
 
@@ -10,10 +10,13 @@ and the solvers expand ε̂ in λ. With h = λ_t − λ_s, φ₁ = e^h − 1, ψ
 
     x_t = (α_t/α_s) x_s − σ_t φ₁ ε − σ_t h ψ₂ ε⁽¹⁾ − σ_t h² ψ₃ ε⁽²⁾ + O(h⁴).
 
-Singlestep solvers (Algorithms 1 and 2, r₁ = 1/2 and r₁, r₂ = 1/3, 2/3) estimate the
-derivatives from k − 1 intermediate points inside each step (k NFE per step); multistep solvers
-(Lu et al. 2022b, "DPM-Solver++", App. B) reuse the last k noise predictions (one NFE per step,
-warmed up with lower orders).
+Singlestep solvers (Algorithm 1, DPM-Solver-2 with r₁ = 1/2, and Algorithm 2, DPM-Solver-3
+with r₁, r₂ = 1/3, 2/3) estimate the derivatives from k − 1 intermediate points inside each
+step (k NFE per step); multistep solvers (Lu et al. 2022b, "DPM-Solver++", the noise-prediction
+form of its multistep method) reuse the last k noise predictions (one NFE per step, warmed up
+with lower orders). Equation numbers are not cited here: they could not be checked against the
+paper's text, while the propositions and algorithms could be matched to the reference code
+(LuChengTHU/dpm-solver).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ METHODS = ("singlestep", "multistep")
 
 
 def _first(x, eps, a_s, a_t, s_t, h):
-    return (a_t / a_s) * x - s_t * torch.expm1(h) * eps  # eq. 3.7 (DPM-Solver-1)
+    return (a_t / a_s) * x - s_t * torch.expm1(h) * eps  # DPM-Solver-1: the Taylor series to order 0
 
 
 def _singlestep(model: Denoiser, x: Tensor, s: Tensor, t: Tensor, order: int) -> Tensor:

@@ -3,18 +3,21 @@ Raj & Suwajanakorn 2023, "Diffusion Sampling with Momentum for Mitigating Diverg
 (arXiv:2307.11118).
 
 Both work on the DDIM form of the probability-flow ODE, dx̄/dσ̄ = ε(x, t) with x̄ = x/α and
-σ̄ = σ/α, on which Euler's method is DDIM and Adams–Bashforth is PLMS (§3), with step
+σ̄ = σ/α, on which Euler's method is DDIM and Adams–Bashforth is PLMS, with step
 δ_n = σ̄_{n+1} − σ̄_n.
 
-- Heavy ball (§4, PLMS-HB): the velocity averages the high-order direction,
+- Heavy ball (PLMS-HB): the velocity averages the high-order direction,
   v_{n+1} = (1 − β) v_n + β Σ_j b_j ε_{n−j},  x̄_{n+1} = x̄_n + δ_n v_{n+1}.
   Damping widens the stability region at the price of first-order convergence (Thm. 1).
-- GHVB (§5): the velocity is the moving average v_{n+1} = (1 − β) v_n + β ε_n and the position
+- GHVB: the velocity is the moving average v_{n+1} = (1 − β) v_n + β ε_n and the position
   takes the Adams–Bashforth-like combination of velocities whose weights depend on β so that
   the lag of the average is cancelled, x̄_{n+1} = x̄_n + (δ_n/β) Σ_j c_j(β) v_{n+1−j}; order k
   with β = 1 is Adams–Bashforth k, and β between 0 and 1 interpolates the order (GHVB k−1+β).
 
-β = 1 gives back PLMS (heavy ball) and AB-k (GHVB). Coefficients are for uniform steps.
+β = 1 gives back PLMS (heavy ball) and AB-k (GHVB). Coefficients are for uniform steps. The
+updates and the weights c_j(β) match the authors' code (sWizad/momentum-diffusion,
+``PLMSWithHBScheduler``, ``GHVBScheduler`` and ``AdamBmixer``); section numbers are not cited
+because they could not be checked against the paper's text.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ __all__ = ["heavy_ball", "ghvb"]
 
 
 def _ghvb_weights(order: int, b: float) -> tuple[float, ...]:
-    """c_j(β), newest first: consistency plus cancellation of the moving average's lag (§5)."""
+    """c_j(β), newest first: consistency plus cancellation of the moving average's lag."""
     if order == 1:
         return (b,)
     if order == 2:
@@ -63,8 +66,8 @@ def heavy_ball(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, beta: 
     for i in range(len(ts) - 1):
         hist = (hist + [model.eps(alpha[i] * xbar, ts[i])])[-order:]
         direction = adams_bashforth(hist)
-        v = direction if v is None else (1 - beta) * v + beta * direction  # §4, velocity
-        xbar = xbar + (sbar[i + 1] - sbar[i]) * v  # §4, position
+        v = direction if v is None else (1 - beta) * v + beta * direction  # heavy ball: velocity
+        xbar = xbar + (sbar[i + 1] - sbar[i]) * v  # heavy ball: position
         if callback is not None:
             callback({"i": i, "t": ts[i + 1], "x": alpha[i + 1] * xbar})
     return alpha[-1] * xbar
@@ -80,9 +83,9 @@ def ghvb(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, beta: float 
     xbar, vs = x / alpha[0], []
     for i in range(len(ts) - 1):
         eps = model.eps(alpha[i] * xbar, ts[i])
-        vs = (vs + [eps if not vs else (1 - beta) * vs[-1] + beta * eps])[-order:]  # §5, velocity
+        vs = (vs + [eps if not vs else (1 - beta) * vs[-1] + beta * eps])[-order:]  # GHVB: velocity
         weights = _ghvb_weights(len(vs), beta)
-        xbar = xbar + (sbar[i + 1] - sbar[i]) / beta * sum(w * v for w, v in zip(weights, reversed(vs)))  # §5
+        xbar = xbar + (sbar[i + 1] - sbar[i]) / beta * sum(w * v for w, v in zip(weights, reversed(vs)))  # GHVB: position
         if callback is not None:
             callback({"i": i, "t": ts[i + 1], "x": alpha[i + 1] * xbar})
     return alpha[-1] * xbar

@@ -3,10 +3,11 @@ Manifolds" (ICLR).
 
 A pseudo numerical method splits each step into a gradient part (a linear-multistep or
 Runge–Kutta combination of noise predictions) and a transfer part φ, the DDIM step that moves
-x along the data manifold with a given ε (eq. 11). PLMS uses the fourth-order Adams–Bashforth
+x along the data manifold with a given ε (eq. 9). PLMS uses the fourth-order Adams–Bashforth
 combination (eq. 12); PNDM warms it up with three pseudo Runge–Kutta steps of four NFE each
 (eq. 13), ``plms`` with lower-order Adams–Bashforth steps instead (one NFE each, as
-``PNDMScheduler(skip_prk_steps=True)`` does in spirit). The coefficients are those of a
+``PNDMScheduler(skip_prk_steps=True)`` does in spirit). Equation numbers as in diffusers'
+``PNDMScheduler``, which cites the paper's formulas (9), (12), (13). The coefficients are those of a
 uniform grid; on other grids they are what the paper uses, not exact.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ def adams_bashforth(history: list[Tensor]) -> Tensor:
 
 
 def _transfer(model: Denoiser, x: Tensor, eps: Tensor, s: Tensor, t: Tensor) -> Tensor:
-    """φ(x_s, ε, s, t) of eq. 11: the DDIM step, written x_t/α_t = x_s/α_s + (σ_t/α_t − σ_s/α_s) ε."""
+    """φ(x_s, ε, s, t) of eq. 9: the DDIM step, written x_t/α_t = x_s/α_s + (σ_t/α_t − σ_s/α_s) ε."""
     sch = model.schedule
     a_s, a_t = sch.alpha(s), sch.alpha(t)
     return (a_t / a_s) * x + a_t * (sch.sigma(t) / a_t - sch.sigma(s) / a_s) * eps

@@ -1,8 +1,8 @@
 """The adaptive reference: the probability-flow ODE (Song et al. 2021, "Score-Based Generative
 Modeling through SDEs", eq. 13) integrated by torchdiffeq's dopri5 (Dormand & Prince 1980).
 
-In the half-log-SNR λ the ODE of a VP model is schedule-free (Lu et al. 2022, eq. 3.4
-differentiated): with α² = sigmoid(2λ) and σ² = sigmoid(−2λ),
+In the half-log-SNR λ the ODE of a VP model is schedule-free (Lu et al. 2022, "DPM-Solver",
+Proposition 3.1, differentiated): with α² = sigmoid(2λ) and σ² = sigmoid(−2λ),
 
     dx/dλ = σ² x − σ ε̂(x, t(λ)).
 

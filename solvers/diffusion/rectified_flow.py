@@ -6,13 +6,15 @@ fitted to the straight interpolation X_t = t X₁ + (1 − t) X₀ (eq. 1):
 
     min_v ∫₀¹ E ‖(X₁ − X₀) − v(X_t, t)‖² dt.
 
-The ODE dZ_t = v(Z_t, t) dt from Z₀ = X₀ then transports noise to data. *Reflow* (§2.2) draws
+The ODE dZ_t = v(Z_t, t) dt from Z₀ = X₀ then transports noise to data. *Reflow* draws
 a new coupling (Z₀, Z₁) from the trained flow and fits again; each reflow makes the paths
-straighter, measured by the straightness (§2.3, eq. 4)
+straighter, measured by the paper's straightness
 
     S(Z) = ∫₀¹ E ‖(Z₁ − Z₀) − Ż_t‖² dt,
 
-zero exactly for straight paths, which one Euler step integrates without error.
+zero exactly for straight paths, which one Euler step integrates without error. (Reflow and
+the straightness are cited by name: their section and equation numbers could not be checked
+against the paper's text.)
 """
 from __future__ import annotations
 
@@ -112,13 +114,13 @@ class RectifiedFlowSolver(Solver):
     @torch.no_grad()
     def reflow(self, n: int | Tensor, steps: int = 100, method: str = "heun",
                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """The coupling (Z₀, Z₁) of the trained flow (§2.2): train on it to get the next rectified flow."""
+        """The coupling (Z₀, Z₁) of the trained flow (reflow): train on it to get the next rectified flow."""
         z0 = self._noise(n, generator)
         return z0, self._path(z0, steps, method)[0]
 
     @torch.no_grad()
     def straightness(self, n: int | Tensor, steps: int = 100, generator: torch.Generator | None = None) -> float:
-        """S(Z) of eq. 4, by the rectangle rule along the Euler path with ``steps`` steps."""
+        """The straightness S(Z), by the rectangle rule along the Euler path with ``steps`` steps."""
         z0 = self._noise(n, generator)
         z1, used = self._path(z0, steps, "euler")
         chord = (z1 - z0).flatten(1)
