@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["OperatorSolver", "NeuralODESolver", "DiffusionSolver", "RectifiedFlowSolver", "PDERefinerSolver"]
+__all__ = ["OperatorSolver", "NeuralODESolver", "DiffusionSolver", "RectifiedFlowSolver", "PDERefinerSolver", "PINNSolver",
+           "SDGDSolver", "LagrangianPINNSolver"]
 
 _LAZY = {
     "OperatorSolver": "sciml.solvers.operator",
@@ -11,6 +12,9 @@ _LAZY = {
     "DiffusionSolver": "sciml.solvers.diffusion",
     "RectifiedFlowSolver": "sciml.solvers.diffusion",
     "PDERefinerSolver": "sciml.solvers.diffusion",
+    "PINNSolver": "sciml.solvers.pinn",
+    "SDGDSolver": "sciml.solvers.sdgd",
+    "LagrangianPINNSolver": "sciml.solvers.lpinn",
 }
 
 

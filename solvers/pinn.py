@@ -1,0 +1,562 @@
+"""PINNSolver: physics-informed neural networks on the :class:`~sciml.Solver` contract.
+
+Raissi, Perdikaris & Karniadakis 2019, "Physics-informed neural networks: A deep learning
+framework for solving forward and inverse problems involving nonlinear partial differential
+equations" (J. Comput. Phys. 378): a network u_θ(x, t) is trained so that the PDE residual
+vanishes at collocation points and the boundary and initial data hold, by minimising the sum of
+mean squared errors MSE = MSE_u + MSE_f (eq. 4–6); derivatives of the network come from
+automatic differentiation.
+
+Around that core:
+
+- hard constraints by output transformation, Lagaris, Likas & Fotiadis 1998, "Artificial neural
+  networks for solving ordinary and partial differential equations" (IEEE TNN 9), eq. 11:
+  u = g(x) + d(x)·N(x) with g taking the prescribed values and d vanishing where they are
+  prescribed, so those conditions hold exactly and their loss terms drop out;
+- collocation by uniform, Latin-hypercube or scrambled Sobol sampling (``scipy.stats.qmc``);
+- residual-based adaptive refinement: RAR, Lu, Meng, Mao & Karniadakis 2021, "DeepXDE: A deep
+  learning library for solving differential equations" (SIAM Review 63), §2.8, adds the
+  candidates with the largest residual; RAR-D, Wu, Zhu, Tan, Kartha & Lu 2023, "A comprehensive
+  study of non-adaptive and residual-based adaptive sampling for physics-informed neural
+  networks" (CMAME 403), eq. 2, draws them with density p ∝ ε^k / E[ε^k] + c;
+- the Adam-then-L-BFGS schedule of Rathore, Lei, Frangella, Lu & Udell 2024, "Challenges in
+  training PINNs: a loss landscape perspective" (ICML): two ``Trainer.fit`` calls on one solver.
+
+How the Trainer feeds it: a PINN has no data set, so :class:`Collocation` is a small map-style
+Dataset whose every item is one complete set of collocation points (a dict of point tensors).
+One step uses ``batch_size`` sets (normally one: full batch, what L-BFGS needs); with
+``sets > 1`` every step sees fresh points. The sets are drawn once from a seed, so a run resumes
+exactly and the solver itself holds no random state. Problems (Burgers, convection, reaction,
+wave, Poisson, Allen–Cahn) with their references are in :mod:`sciml.solvers.pinn_problems`.
+
+Example (Adam, then L-BFGS, in float64)::
+
+    problem = burgers()
+    solver = PINNSolver(problem, hidden=(20, 20, 20), dtype=torch.float64)
+    data = solver.collocation(n_interior=2540, n_boundary=80, n_initial=160)
+    Trainer(solver, optimizer="adam", lr=1e-3, epochs=15000, batch_size=1).fit(data)
+    Trainer(solver, optimizer="lbfgs", lr=1.0, epochs=20, batch_size=1,
+            optimizer_options={"max_iter": 1000, "history_size": 50}).fit(data)
+    solver.relative_error()
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from sciml.solver import Solver
+
+__all__ = ["Domain", "Derivatives", "PDEProblem", "PINNSolver", "Collocation", "MLP", "SAMPLERS", "TERMS"]
+
+SAMPLERS = ("uniform", "lhs", "sobol")
+TERMS = ("residual", "boundary", "initial")
+REFINEMENTS = ("rar", "rar-d")
+_ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def unit_samples(n: int, dim: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
+    """``n`` points in the unit cube [0, 1)^dim, float64, reproducible from ``seed``.
+
+    ``"uniform"``: independent uniform draws; ``"lhs"``: Latin hypercube; ``"sobol"``:
+    scrambled Sobol' sequence (best balanced when ``n`` is a power of two).
+    """
+    _positive_int("n", n)
+    _positive_int("dim", dim)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "uniform":
+        return torch.rand(n, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    from scipy.stats import qmc
+
+    if sampler == "lhs":
+        return torch.from_numpy(qmc.LatinHypercube(d=dim, seed=seed).random(n))
+    with warnings.catch_warnings():  # a Sobol' set of any size is still a good point set
+        warnings.filterwarnings("ignore", message="The balance properties of Sobol")
+        return torch.from_numpy(qmc.Sobol(d=dim, scramble=True, seed=seed).random(n))
+
+
+class Domain:
+    """A box in space, times an optional time interval.
+
+    Parameters
+    ----------
+    space : ``[(lo, hi), ...]``, one interval per spatial dimension.
+    time : ``(t0, t1)`` or None for a steady problem.
+    names : one letter per spatial coordinate (default ``x``, ``y``, ``z``); time is ``t``.
+
+    Points are rows ``(x_1, ..., x_d, t)`` of shape ``(n, dim)``.
+    """
+
+    def __init__(self, space: Sequence[tuple[float, float]], time: tuple[float, float] | None = None,
+                 names: Sequence[str] | None = None):
+        space = [tuple(map(float, s)) for s in space]
+        if not space or any(len(s) != 2 or not s[0] < s[1] for s in space):
+            raise ValueError(f"space must be a non-empty list of intervals (lo, hi) with lo < hi, got {space!r}")
+        if time is not None and (len(time) != 2 or not float(time[0]) < float(time[1])):
+            raise ValueError(f"time must be (t0, t1) with t0 < t1 or None, got {time!r}")
+        names = tuple(names) if names is not None else ("x", "y", "z")[: len(space)]
+        if len(names) != len(space) or len(set(names)) != len(names) or "t" in names \
+                or any(not (isinstance(c, str) and len(c) == 1 and c.isalpha()) for c in names):
+            raise ValueError(f"names must be {len(space)} distinct single letters other than 't', got {names!r}")
+        self.space = space
+        self.time = (float(time[0]), float(time[1])) if time is not None else None
+        self.names = names + (("t",) if self.time else ())
+        bounds = space + ([self.time] if self.time else [])
+        self.lower = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
+        self.upper = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @property
+    def space_dim(self) -> int:
+        return len(self.space)
+
+    def __repr__(self) -> str:
+        return f"Domain(space={self.space}, time={self.time}, names={self.names[: self.space_dim]})"
+
+    def interior(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
+        """``(n, dim)`` points in the box (space × time)."""
+        return self.lower + (self.upper - self.lower) * unit_samples(n, self.dim, sampler, seed)
+
+    def initial(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
+        """``(n, dim)`` points on the initial slice t = t0."""
+        if self.time is None:
+            raise ValueError("a steady domain (time=None) has no initial slice")
+        s = self.space_dim
+        pts = self.lower[:s] + (self.upper[:s] - self.lower[:s]) * unit_samples(n, s, sampler, seed)
+        return torch.cat([pts, torch.full((n, 1), self.time[0], dtype=torch.float64)], dim=1)
+
+    def _faces(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Spatial face index (dimension) of each unit sample, chosen by face measure, and the
+        remaining unit coordinates."""
+        length = self.upper[: self.space_dim] - self.lower[: self.space_dim]
+        measure = torch.stack([length.prod() / length[i] for i in range(self.space_dim)])
+        edges = torch.cumsum(measure / measure.sum(), 0)
+        face = torch.searchsorted(edges, u[:, 0].contiguous(), right=True).clamp_max(self.space_dim - 1)
+        return face, u[:, 1:]
+
+    def _on_face(self, face: Tensor, rest: Tensor, side: Tensor) -> Tensor:
+        n, d = face.shape[0], self.dim
+        full = torch.zeros(n, d, dtype=torch.float64)
+        for i in range(self.space_dim):  # a loop over dimensions, not points
+            rows = face == i
+            others = torch.tensor([j for j in range(d) if j != i], dtype=torch.long)
+            full[rows.nonzero(as_tuple=True)[0][:, None], others] = rest[rows]
+        points = self.lower + (self.upper - self.lower) * full
+        for i in range(self.space_dim):  # the face coordinate set exactly: lo + (hi − lo)·1 may round
+            rows = face == i
+            points[rows, i] = torch.where(side[rows] > 0, self.upper[i], self.lower[i])
+        return points
+
+    def boundary(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
+        """``(n, dim)`` points on the spatial boundary (times the time interval), each face drawn
+        in proportion to its measure."""
+        u = unit_samples(n, self.dim + 1, sampler, seed)
+        face, rest = self._faces(u[:, :-1])
+        side = (u[:, -1] >= 0.5).to(torch.float64)
+        return self._on_face(face, rest, side)
+
+    def periodic_pairs(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
+        """``(n, 2, dim)``: points on the lower faces and their images on the opposite faces."""
+        face, rest = self._faces(unit_samples(n, self.dim, sampler, seed))
+        lo = self._on_face(face, rest, torch.zeros(n, dtype=torch.float64))
+        hi = self._on_face(face, rest, torch.ones(n, dtype=torch.float64))
+        return torch.stack([lo, hi], dim=1)
+
+    def grid(self, *counts: int) -> Tensor:
+        """``(prod(counts), dim)`` tensor-product grid including the end points, first axis slowest."""
+        if len(counts) != self.dim:
+            raise ValueError(f"counts must give one size per dimension ({self.dim}), got {counts!r}")
+        axes = [torch.linspace(float(lo), float(hi), _positive_int("counts", c), dtype=torch.float64)
+                for lo, hi, c in zip(self.lower, self.upper, counts)]
+        return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
+
+
+class Derivatives:
+    """Derivatives of the network output at a batch of points, by reverse-mode autograd.
+
+    ``d.u`` is u, ``d["x"]`` is ∂u/∂x, ``d["xt"]`` is ∂²u/∂x∂t (letters are the domain's
+    coordinate names). All points are differentiated at once: u at one point depends on that
+    point only, so the gradient of Σ_i u(p_i) is the per-point gradient. Each first and second
+    derivative is computed once and kept.
+    """
+
+    def __init__(self, u: Tensor, points: Tensor, names: Sequence[str]):
+        self.u, self.points, self.names = u, points, tuple(names)
+        self._grad: Tensor | None = None
+        self._hess: dict[int, Tensor] = {}
+
+    def _index(self, c: str) -> int:
+        if c not in self.names:
+            raise KeyError(f"unknown coordinate {c!r}; the domain's coordinates are {self.names}")
+        return self.names.index(c)
+
+    @property
+    def grad(self) -> Tensor:
+        """``(n, dim)``: ∇u at every point."""
+        if self._grad is None:
+            self._grad = torch.autograd.grad(self.u.sum(), self.points, create_graph=True)[0]
+        return self._grad
+
+    def __getitem__(self, key: str) -> Tensor:
+        if not isinstance(key, str) or len(key) not in (1, 2):
+            raise KeyError(f"derivatives are named by one or two coordinate letters, e.g. 'x' or 'xt'; got {key!r}")
+        i = self._index(key[0])
+        if len(key) == 1:
+            return self.grad[:, i]
+        j = self._index(key[1])
+        if i not in self._hess:  # one backward pass gives a whole row of the Hessian
+            self._hess[i] = torch.autograd.grad(self.grad[:, i].sum(), self.points, create_graph=True)[0]
+        return self._hess[i][:, j]
+
+
+@dataclass(frozen=True)
+class PDEProblem:
+    """A PDE problem for :class:`PINNSolver`.
+
+    Parameters
+    ----------
+    name : short name, e.g. ``"burgers"``.
+    domain : the :class:`Domain`.
+    residual : ``(points, d) -> (n,)`` with ``d`` a :class:`Derivatives`; zero at the solution.
+    boundary : Dirichlet data ``points -> (n,)`` on the spatial boundary, ``"periodic"``, or None.
+    periodic_derivatives : with ``"periodic"``, also match the first derivatives normal to the
+        faces (needed for second-order operators such as u_xx).
+    initial : u(x, t0) as ``points -> (n,)``, or None.
+    initial_rate : ∂u/∂t(x, t0) as ``points -> (n,)`` (second order in time), or None.
+    lift, distance : ``points -> (n,)`` for the hard constraint u = lift + distance·N (Lagaris
+        et al. 1998, eq. 11); distance vanishes exactly where the constraint holds.
+    hard_terms : the loss terms that the hard constraint satisfies exactly (dropped with it).
+    solution : exact solution ``points -> (n,)``, if known.
+    reference : ``(points (m, dim), values (m,))`` to measure the error against.
+    """
+
+    name: str
+    domain: Domain
+    residual: Callable[[Tensor, Derivatives], Tensor]
+    boundary: Callable[[Tensor], Tensor] | str | None = None
+    periodic_derivatives: bool = False
+    initial: Callable[[Tensor], Tensor] | None = None
+    initial_rate: Callable[[Tensor], Tensor] | None = None
+    lift: Callable[[Tensor], Tensor] | None = None
+    distance: Callable[[Tensor], Tensor] | None = None
+    hard_terms: tuple[str, ...] = ()
+    solution: Callable[[Tensor], Tensor] | None = None
+    reference: tuple[Tensor, Tensor] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.domain, Domain):
+            raise TypeError(f"domain must be a Domain, got {type(self.domain).__name__}")
+        if isinstance(self.boundary, str) and self.boundary != "periodic":
+            raise ValueError(f"boundary must be a callable, 'periodic' or None, got {self.boundary!r}")
+        if (self.initial is not None or self.initial_rate is not None) and self.domain.time is None:
+            raise ValueError("initial conditions need a domain with a time interval")
+        if (self.lift is None) != (self.distance is None):
+            raise ValueError("lift and distance must be given together")
+        unknown = set(self.hard_terms) - {"boundary", "initial"}
+        if unknown:
+            raise ValueError(f"hard_terms must be a subset of ('boundary', 'initial'), got {self.hard_terms!r}")
+        if self.reference is not None:
+            pts, vals = self.reference
+            if pts.dim() != 2 or pts.shape[1] != self.domain.dim or vals.shape != pts.shape[:1]:
+                raise ValueError(f"reference must be (points (m, {self.domain.dim}), values (m,)), "
+                                 f"got {tuple(pts.shape)} and {tuple(vals.shape)}")
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The loss terms this problem has (before hard constraints)."""
+        out = ["residual"]
+        if self.boundary is not None:
+            out.append("boundary")
+        if self.initial is not None or self.initial_rate is not None:
+            out.append("initial")
+        return tuple(out)
+
+
+class MLP(nn.Module):
+    """Fully connected network ``(n, in) → (n, out)`` with Glorot-normal weights and zero biases
+    (the initialisation of Raissi et al. 2019 and DeepXDE)."""
+
+    def __init__(self, in_features: int, out_features: int = 1, hidden: Sequence[int] = (20, 20, 20),
+                 activation: str = "tanh", seed: int | None = 0):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
+        sizes = [_positive_int("in_features", in_features), *(_positive_int("hidden", h) for h in hidden),
+                 _positive_int("out_features", out_features)]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = activation
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        for layer in self.layers:
+            nn.init.xavier_normal_(layer.weight, generator=gen)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, z: Tensor) -> Tensor:
+        act = _ACTIVATIONS[self.activation]
+        for layer in self.layers[:-1]:
+            z = act(layer(z))
+        return self.layers[-1](z)
+
+
+class Collocation(torch.utils.data.Dataset):
+    """Collocation points as a map-style Dataset: item ``i`` is the ``i``-th complete point set.
+
+    Items are dicts of float64 tensors: ``"interior"`` ``(n_interior, dim)``, and where the
+    problem needs them ``"boundary"`` ``(n_boundary, dim)`` (Dirichlet), ``"periodic"``
+    ``(n_boundary, 2, dim)`` (pairs of matching points) and ``"initial"`` ``(n_initial, dim)``.
+    Terms satisfied by a hard constraint get no points. Build it with
+    :meth:`PINNSolver.collocation`.
+    """
+
+    def __init__(self, sets: list[dict[str, Tensor]]):
+        if not sets:
+            raise ValueError("sets must hold at least one point set")
+        self.sets = sets
+
+    def __len__(self) -> int:
+        return len(self.sets)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return self.sets[i]
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(v.shape) for k, v in self.sets[0].items()}
+        return f"Collocation({len(self)} sets of {shapes})"
+
+
+class PINNSolver(Solver):
+    """A physics-informed neural network for one :class:`PDEProblem`.
+
+    Parameters
+    ----------
+    problem : the PDE problem (see :mod:`sciml.solvers.pinn_problems`).
+    network : an ``nn.Module`` mapping ``(n, dim)`` scaled coordinates in [-1, 1]^dim to
+        ``(n, 1)``; default :class:`MLP` with ``hidden`` and ``activation``.
+    hidden, activation, seed : the default MLP's layer widths, activation and initialisation seed.
+    hard : enforce ``problem.hard_terms`` exactly through u = lift + distance·N.
+    weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``); default 1.
+    dtype : parameter dtype; use ``torch.float64`` with L-BFGS (it stalls in float32).
+
+    The loss on a batch of point sets is (Raissi et al. 2019, eq. 4–6)
+    w_r·mean(r²) + w_b·mean((u − g)²) + w_0·mean((u − u₀)² [+ (u_t − v₀)²]); a periodic
+    boundary term is mean((u(lo) − u(hi))²) [+ the same for the normal derivative].
+    """
+
+    supports_bf16 = False  # second derivatives of a bf16 network are noise
+
+    def __init__(self, problem: PDEProblem, network: nn.Module | None = None, *, hidden: Sequence[int] = (20, 20, 20),
+                 activation: str = "tanh", seed: int | None = 0, hard: bool = False,
+                 weights: dict[str, float] | None = None, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if not isinstance(problem, PDEProblem):
+            raise TypeError(f"problem must be a PDEProblem, got {type(problem).__name__}")
+        if hard and (problem.lift is None or not problem.hard_terms):
+            raise ValueError(f"hard=True needs a problem with lift, distance and hard_terms; {problem.name!r} has none")
+        weights = dict(weights or {})
+        unknown = set(weights) - set(TERMS)
+        if unknown:
+            raise ValueError(f"weights has unknown terms {sorted(unknown)}; expected some of {TERMS}")
+        if any(not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w)) for w in weights.values()):
+            raise ValueError(f"weights must be finite and non-negative, got {weights!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        self.problem, self.hard = problem, hard
+        self.terms = tuple(t for t in problem.terms if not (hard and t in problem.hard_terms))
+        self.weights = {t: float(weights.get(t, 1.0)) for t in self.terms}
+        dim = problem.domain.dim
+        self.network = network if network is not None else MLP(dim, 1, hidden, activation, seed)
+        if not isinstance(self.network, nn.Module):
+            raise TypeError(f"network must be an nn.Module, got {type(self.network).__name__}")
+        self.network.to(dtype)
+        self.register_buffer("lower", problem.domain.lower.clone(), persistent=False)
+        self.register_buffer("upper", problem.domain.upper.clone(), persistent=False)
+        if problem.reference is not None:
+            self.register_buffer("ref_points", problem.reference[0].to(torch.float64), persistent=False)
+            self.register_buffer("ref_values", problem.reference[1].to(torch.float64), persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.network.parameters()).dtype
+
+    # ------------------------------------------------------------------ the network
+    def u(self, points: Tensor) -> Tensor:
+        """u at ``(n, dim)`` points, ``(n,)``, differentiable in the points and the parameters."""
+        lower, upper = self.lower.to(points.dtype), self.upper.to(points.dtype)
+        z = 2.0 * (points - lower) / (upper - lower) - 1.0  # inputs in [-1, 1]: tanh layers start unsaturated
+        out = self.network(z)
+        if out.dim() != 2 or out.shape != (points.shape[0], 1):
+            raise ValueError(f"network must map (n, {points.shape[1]}) to (n, 1), got {tuple(out.shape)}")
+        out = out[:, 0]
+        if self.hard:
+            out = self.problem.lift(points) + self.problem.distance(points) * out  # Lagaris et al. 1998, eq. 11
+        return out
+
+    def derivatives(self, points: Tensor) -> Derivatives:
+        """:class:`Derivatives` of u at ``points`` (a fresh leaf that requires grad)."""
+        points = points.detach().to(self.dtype).requires_grad_(True)
+        return Derivatives(self.u(points), points, self.problem.domain.names)
+
+    def residual(self, points: Tensor) -> Tensor:
+        """The PDE residual at ``(n, dim)`` points, ``(n,)``."""
+        d = self.derivatives(self._check_points(points, "points"))
+        return self.problem.residual(d.points, d)
+
+    # ------------------------------------------------------------------ the contract
+    def _check_points(self, points: Any, name: str, pairs: bool = False) -> Tensor:
+        dim = self.problem.domain.dim
+        if not isinstance(points, Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(points).__name__}")
+        tail = (2, dim) if pairs else (dim,)
+        if points.dim() < len(tail) or tuple(points.shape[-len(tail):]) != tail:
+            want = "(..., 2, dim)" if pairs else "(..., dim)"
+            raise ValueError(f"{name} must have shape {want} with dim={dim}, got {tuple(points.shape)}")
+        return points.reshape(-1, *tail)
+
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The unweighted loss terms on one batch of point sets (Raissi et al. 2019, eq. 4–6)."""
+        if not isinstance(batch, dict) or "interior" not in batch:
+            raise ValueError(f"a PINN batch is a dict with at least 'interior' points (a Collocation item), "
+                             f"got {type(batch).__name__}")
+        p = self.problem
+        out = {"residual": self.residual(batch["interior"]).pow(2).mean()}  # MSE_f, eq. 5
+        if "boundary" in self.terms:
+            if p.boundary == "periodic":
+                pairs = self._check_points(batch.get("periodic"), "batch['periodic']", pairs=True)
+                out["boundary"] = self._periodic(pairs)
+            else:
+                pts = self._check_points(batch.get("boundary"), "batch['boundary']").to(self.dtype)
+                out["boundary"] = (self.u(pts) - p.boundary(pts)).pow(2).mean()  # MSE_u, eq. 4
+        if "initial" in self.terms:
+            pts = self._check_points(batch.get("initial"), "batch['initial']")
+            if p.initial_rate is None:
+                pts = pts.to(self.dtype)
+                out["initial"] = (self.u(pts) - p.initial(pts)).pow(2).mean()
+            else:
+                d = self.derivatives(pts)
+                out["initial"] = ((d.u - p.initial(d.points)).pow(2).mean()
+                                  + (d["t"] - p.initial_rate(d.points)).pow(2).mean())
+        return out
+
+    def _periodic(self, pairs: Tensor) -> Tensor:
+        lo, hi = pairs[:, 0], pairs[:, 1]
+        if not self.problem.periodic_derivatives:
+            return (self.u(lo.to(self.dtype)) - self.u(hi.to(self.dtype))).pow(2).mean()
+        dlo, dhi = self.derivatives(lo), self.derivatives(hi)
+        normal = (hi != lo)[:, : self.problem.domain.space_dim].to(self.dtype)  # which face each pair is on
+        grad_gap = ((dlo.grad - dhi.grad)[:, : self.problem.domain.space_dim] * normal).sum(1)
+        return (dlo.u - dhi.u).pow(2).mean() + grad_gap.pow(2).mean()
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        terms = self.loss_terms(batch)
+        return sum(self.weights[k] * v for k, v in terms.items())
+
+    def evaluate(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The loss, its terms and (with a reference) the relative L2 error on the reference."""
+        with torch.enable_grad():  # the Trainer evaluates under no_grad; residuals need autograd
+            terms = {k: v.detach() for k, v in self.loss_terms(batch).items()}
+        metrics = {"loss": sum(self.weights[k] * v for k, v in terms.items()), **terms}
+        if self.problem.reference is not None:
+            metrics["rel_l2"] = torch.tensor(self.relative_error())
+        return metrics
+
+    @torch.no_grad()
+    def sample(self, points: Tensor, batch_size: int | None = 65536) -> Tensor:
+        """The solution u at ``points`` of shape ``(..., dim)``, returned with shape ``(...)``."""
+        if not isinstance(points, Tensor):
+            raise TypeError(f"points must be a tensor, got {type(points).__name__}")
+        if points.device != self.device:
+            raise ValueError(f"points are on {points.device} but the solver is on {self.device}; move one of them")
+        shape = points.shape[:-1]
+        flat = self._check_points(points, "points").to(self.dtype)
+        if batch_size is not None:
+            _positive_int("batch_size", batch_size)
+        chunks = flat.split(batch_size) if batch_size else (flat,)
+        return torch.cat([self.u(c) for c in chunks]).reshape(shape)
+
+    def relative_error(self) -> float:
+        """‖u − u_ref‖₂ / ‖u_ref‖₂ on the problem's reference points (in float64)."""
+        if self.problem.reference is None:
+            raise ValueError(f"problem {self.problem.name!r} has no reference solution")
+        pred = self.sample(self.ref_points).double()
+        return float(torch.linalg.vector_norm(pred - self.ref_values) / torch.linalg.vector_norm(self.ref_values))
+
+    # ------------------------------------------------------------------ collocation
+    def collocation(self, n_interior: int, n_boundary: int | None = None, n_initial: int | None = None, *,
+                    sampler: str = "sobol", sets: int = 1, seed: int = 0) -> Collocation:
+        """Point sets for training, as a :class:`Collocation` Dataset.
+
+        Parameters
+        ----------
+        n_interior : residual points per set.
+        n_boundary : boundary points (or periodic pairs) per set; needed where the problem has
+            a boundary term that is not hard-constrained (default ``max(n_interior // 20, 1)``).
+        n_initial : initial-slice points per set; likewise (default ``max(n_interior // 20, 1)``).
+        sampler : ``"uniform"``, ``"lhs"`` or ``"sobol"``.
+        sets : number of independent sets (``sets > 1``: fresh points at every step).
+        seed : all sets follow from it.
+        """
+        _positive_int("n_interior", n_interior)
+        _positive_int("sets", sets)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        n_b = _positive_int("n_boundary", n_boundary) if n_boundary is not None else max(n_interior // 20, 1)
+        n_0 = _positive_int("n_initial", n_initial) if n_initial is not None else max(n_interior // 20, 1)
+        dom, out = self.problem.domain, []
+        for s in range(sets):
+            base = seed * 1_000_003 + 4 * s  # distinct streams per set and region
+            item = {"interior": dom.interior(n_interior, sampler, base)}
+            if "boundary" in self.terms:
+                key = "periodic" if self.problem.boundary == "periodic" else "boundary"
+                draw = dom.periodic_pairs if key == "periodic" else dom.boundary
+                item[key] = draw(n_b, sampler, base + 1)
+            if "initial" in self.terms:
+                item["initial"] = dom.initial(n_0, sampler, base + 2)
+            out.append(item)
+        return Collocation(out)
+
+    def refine(self, data: Collocation, n_add: int, *, method: str = "rar-d", candidates: int | None = None,
+               k: float = 1.0, c: float = 1.0, sampler: str = "sobol", seed: int = 0) -> Collocation:
+        """Residual-based adaptive refinement: a new Collocation with ``n_add`` more interior
+        points in every set.
+
+        ``method="rar"`` (Lu et al. 2021, §2.8) adds the ``n_add`` candidates with the largest
+        |residual|; ``"rar-d"`` (Wu et al. 2023, eq. 2) draws them without replacement with
+        probability p ∝ |r|^k / mean(|r|^k) + c. Candidates: ``candidates`` points (default
+        ``10 * n_add``) from ``sampler`` with ``seed``.
+        """
+        if not isinstance(data, Collocation):
+            raise TypeError(f"data must be a Collocation, got {type(data).__name__}")
+        _positive_int("n_add", n_add)
+        if method not in REFINEMENTS:
+            raise ValueError(f"method must be one of {REFINEMENTS}, got {method!r}")
+        m = _positive_int("candidates", candidates) if candidates is not None else 10 * n_add
+        if m < n_add:
+            raise ValueError(f"candidates must be at least n_add={n_add}, got {m}")
+        if not (k >= 0 and c >= 0 and math.isfinite(k) and math.isfinite(c)):
+            raise ValueError(f"k and c must be finite and non-negative, got k={k!r}, c={c!r}")
+        pool = self.problem.domain.interior(m, sampler, seed)
+        with torch.enable_grad():
+            r = torch.cat([self.residual(chunk.to(self.device)).detach().abs().double().cpu()
+                           for chunk in pool.split(8192)])
+        if method == "rar":
+            chosen = torch.topk(r, n_add).indices
+        else:
+            density = r.pow(k) / r.pow(k).mean().clamp_min(1e-300) + c  # Wu et al. 2023, eq. 2
+            chosen = torch.multinomial(density, n_add, replacement=False,
+                                       generator=torch.Generator().manual_seed(seed))
+        new = pool[chosen]
+        return Collocation([{**s, "interior": torch.cat([s["interior"], new.to(s["interior"].dtype)])}
+                            for s in data.sets])

@@ -1,0 +1,247 @@
+"""PDE problems for :class:`~sciml.solvers.pinn.PINNSolver`, each with a reference solution.
+
+- :func:`burgers`: viscous Burgers, the benchmark of Raissi et al. 2019 (§3.1.1), reference from
+  the Cole–Hopf solution by Gauss–Hermite quadrature (:func:`burgers_reference`);
+- :func:`convection`, :func:`reaction`, :func:`wave`: the set-ups of Rathore, Lei, Frangella, Lu
+  & Udell 2024, "Challenges in training PINNs: a loss landscape perspective" (ICML), §2.1 and
+  App. A, with their analytic solutions on their 257 × 101 evaluation grid (which follows
+  Krishnapriyan et al. 2021, "Characterizing possible failure modes in PINNs");
+- :func:`poisson`: −Δu = f on the unit box with u = Π sin(kπx_i);
+- :func:`allen_cahn`: the Allen–Cahn benchmark of Raissi et al. 2019 (§3.2.2) and DeepXDE,
+  reference by ETDRK4 (:func:`allen_cahn_reference`).
+
+Every factory returns a fresh :class:`~sciml.solvers.pinn.PDEProblem`; expensive references
+are cached per parameter set.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .pinn import Derivatives, Domain, PDEProblem
+
+__all__ = ["burgers", "convection", "reaction", "wave", "poisson", "allen_cahn", "burgers_reference",
+           "allen_cahn_reference", "PROBLEMS"]
+
+PI = math.pi
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _on_grid(domain: Domain, counts: tuple[int, ...], solution) -> tuple[Tensor, Tensor]:
+    points = domain.grid(*counts)
+    return points, solution(points)
+
+
+# ---------------------------------------------------------------------- Burgers
+def burgers_reference(x: np.ndarray, t: np.ndarray, nu: float = 0.01 / PI, nodes: int = 150) -> np.ndarray:
+    """The viscous Burgers solution with u(x, 0) = −sin(πx), u(±1, t) = 0, at points (x, t).
+
+    Cole–Hopf (Basdevant et al. 1986, "Spectral and finite difference solutions of the Burgers
+    equation", Comput. Fluids 14, eq. 2):
+    u(x, t) = −∫ sin(π(x − η)) f(x − η) e^{−η²/4νt} dη / ∫ f(x − η) e^{−η²/4νt} dη with
+    f(y) = exp(−cos(πy) / 2πν). Substituting η = 2√(νt) z turns both integrals into
+    Gauss–Hermite sums; they are combined in log space because f reaches e^{1/2πν}.
+    """
+    x, t = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))
+    z, w = np.polynomial.hermite.hermgauss(nodes)
+    y = x[..., None] - 2.0 * np.sqrt(nu * t[..., None]) * z  # x − η at the nodes
+    logs = np.log(w) - np.cos(PI * y) / (2 * PI * nu)
+    weights = np.exp(logs - logs.max(axis=-1, keepdims=True))
+    u = -(np.sin(PI * y) * weights).sum(-1) / weights.sum(-1)
+    return np.where(t > 0, u, -np.sin(PI * x))
+
+
+@lru_cache(maxsize=4)
+def _burgers_grid(nu: float, nx: int, nt: int) -> tuple[Tensor, Tensor]:
+    points = Domain([(-1.0, 1.0)], (0.0, 1.0)).grid(nx, nt)
+    values = burgers_reference(points[:, 0].numpy(), points[:, 1].numpy(), nu)
+    return points, torch.from_numpy(values)
+
+
+def burgers(nu: float = 0.01 / PI, grid: tuple[int, int] = (256, 100)) -> PDEProblem:
+    """u_t + u u_x − ν u_xx = 0 on x ∈ [−1, 1], t ∈ [0, 1], u(x, 0) = −sin(πx), u(±1, t) = 0
+    (Raissi et al. 2019, eq. 8, ν = 0.01/π); reference on a ``grid`` (x, t) of Cole–Hopf values.
+    Hard constraint: u = −sin(πx) + t(1 − x²)·N."""
+    nu = _positive("nu", nu)
+
+    def residual(p: Tensor, d: Derivatives) -> Tensor:
+        return d["t"] + d.u * d["x"] - nu * d["xx"]  # Raissi et al. 2019, eq. 8
+
+    return PDEProblem(
+        name="burgers", domain=Domain([(-1.0, 1.0)], (0.0, 1.0)), residual=residual,
+        boundary=lambda p: torch.zeros_like(p[:, 0]), initial=lambda p: -torch.sin(PI * p[:, 0]),
+        lift=lambda p: -torch.sin(PI * p[:, 0]), distance=lambda p: p[:, 1] * (1 - p[:, 0] ** 2),
+        hard_terms=("boundary", "initial"), reference=_burgers_grid(nu, *grid))
+
+
+# ---------------------------------------------------------------------- Rathore et al. 2024
+_RATHORE_GRID = (257, 101)
+
+
+def convection(beta: float = 40.0) -> PDEProblem:
+    """u_t + β u_x = 0 on x ∈ [0, 2π], t ∈ [0, 1], u(x, 0) = sin x, periodic in x; solution
+    sin(x − βt) (Rathore et al. 2024, §2.1; β = 40 in their tables). Hard constraint on the
+    initial slice only: u = sin x + t·N."""
+    beta = _positive("beta", beta)
+    domain = Domain([(0.0, 2 * PI)], (0.0, 1.0))
+
+    def solution(p: Tensor) -> Tensor:
+        return torch.sin(p[:, 0] - beta * p[:, 1])
+
+    return PDEProblem(
+        name="convection", domain=domain, residual=lambda p, d: d["t"] + beta * d["x"],
+        boundary="periodic", initial=lambda p: torch.sin(p[:, 0]),
+        lift=lambda p: torch.sin(p[:, 0]), distance=lambda p: p[:, 1], hard_terms=("initial",),
+        solution=solution, reference=_on_grid(domain, _RATHORE_GRID, solution))
+
+
+def reaction(rho: float = 5.0) -> PDEProblem:
+    """u_t − ρu(1 − u) = 0 on x ∈ [0, 2π], t ∈ [0, 1], u(x, 0) = h(x) = exp(−(x − π)² / (2(π/4)²)),
+    periodic in x; solution h e^{ρt} / (h e^{ρt} + 1 − h) (Rathore et al. 2024, §2.1; ρ = 5).
+    Hard constraint on the initial slice only: u = h + t·N."""
+    rho = _positive("rho", rho)
+    domain = Domain([(0.0, 2 * PI)], (0.0, 1.0))
+
+    def h(p: Tensor) -> Tensor:
+        return torch.exp(-0.5 * ((p[:, 0] - PI) / (PI / 4)) ** 2)
+
+    def solution(p: Tensor) -> Tensor:
+        g = h(p) * torch.exp(rho * p[:, 1])
+        return g / (g + 1 - h(p))
+
+    return PDEProblem(
+        name="reaction", domain=domain, residual=lambda p, d: d["t"] - rho * d.u * (1 - d.u),
+        boundary="periodic", initial=h, lift=h, distance=lambda p: p[:, 1], hard_terms=("initial",),
+        solution=solution, reference=_on_grid(domain, _RATHORE_GRID, solution))
+
+
+def wave(beta: float = 5.0) -> PDEProblem:
+    """u_tt − 4u_xx = 0 on x ∈ [0, 1], t ∈ [0, 1], u(0, t) = u(1, t) = 0,
+    u(x, 0) = sin(πx) + ½ sin(βπx), u_t(x, 0) = 0; solution
+    sin(πx) cos(2πt) + ½ sin(βπx) cos(2βπt) (Rathore et al. 2024, §2.1; β = 5).
+    Hard constraint: u = u(x, 0) + t² x(1 − x)·N (t² keeps u_t(x, 0) = 0)."""
+    beta = _positive("beta", beta)
+    domain = Domain([(0.0, 1.0)], (0.0, 1.0))
+
+    def u0(p: Tensor) -> Tensor:
+        return torch.sin(PI * p[:, 0]) + 0.5 * torch.sin(beta * PI * p[:, 0])
+
+    def solution(p: Tensor) -> Tensor:
+        x, t = p[:, 0], p[:, 1]
+        return torch.sin(PI * x) * torch.cos(2 * PI * t) + 0.5 * torch.sin(beta * PI * x) * torch.cos(2 * beta * PI * t)
+
+    return PDEProblem(
+        name="wave", domain=domain, residual=lambda p, d: d["tt"] - 4 * d["xx"],
+        boundary=lambda p: torch.zeros_like(p[:, 0]), initial=u0, initial_rate=lambda p: torch.zeros_like(p[:, 0]),
+        lift=u0, distance=lambda p: p[:, 1] ** 2 * p[:, 0] * (1 - p[:, 0]), hard_terms=("boundary", "initial"),
+        solution=solution, reference=_on_grid(domain, _RATHORE_GRID, solution))
+
+
+# ---------------------------------------------------------------------- Poisson
+def poisson(dim: int = 2, k: int = 1, grid: int | None = None) -> PDEProblem:
+    """−Δu = d(kπ)² Π sin(kπx_i) on [0, 1]^d with u = 0 on the boundary; solution
+    u = Π sin(kπx_i). Hard constraint: u = Π x_i(1 − x_i)·N. Reference on a uniform grid
+    (default 101 points per axis in 1-D and 2-D, 21 in 3-D)."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 3:
+        raise ValueError(f"dim must be 1, 2 or 3, got {dim!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    domain = Domain([(0.0, 1.0)] * dim)
+    names = domain.names
+
+    def solution(p: Tensor) -> Tensor:
+        return torch.sin(k * PI * p).prod(dim=1)
+
+    def residual(p: Tensor, d: Derivatives) -> Tensor:
+        laplacian = sum(d[c + c] for c in names)
+        return -laplacian - dim * (k * PI) ** 2 * solution(p)  # −Δu − f
+
+    n = grid if grid is not None else (101 if dim <= 2 else 21)
+    return PDEProblem(
+        name="poisson", domain=domain, residual=residual, boundary=lambda p: torch.zeros_like(p[:, 0]),
+        lift=lambda p: torch.zeros_like(p[:, 0]), distance=lambda p: (p * (1 - p)).prod(dim=1),
+        hard_terms=("boundary",), solution=solution, reference=_on_grid(domain, (n,) * dim, solution))
+
+
+# ---------------------------------------------------------------------- Allen–Cahn
+def allen_cahn_reference(eps: float = 1e-4, gamma: float = 5.0, n: int = 1024, dt: float = 2e-4,
+                         t_end: float = 1.0, snapshots: int = 201) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """u_t = ε u_xx + γ(u − u³) on the periodic interval [−1, 1), u(x, 0) = x² cos(πx), by the
+    Fourier pseudo-spectral ETDRK4 scheme of Kassam & Trefethen 2005, "Fourth-order
+    time-stepping for stiff PDEs" (SIAM J. Sci. Comput. 26), eq. 26, with the φ-functions by
+    the contour-integral mean of their §3.
+
+    Returns ``(x (n,), t (snapshots,), u (n, snapshots))``.
+    """
+    steps = round(t_end / dt)
+    every = steps // (snapshots - 1)
+    if every * (snapshots - 1) != steps:
+        raise ValueError(f"t_end/dt = {steps} steps must be a multiple of snapshots - 1 = {snapshots - 1}")
+    x = -1.0 + 2.0 * np.arange(n) / n
+    k = PI * np.arange(n // 2 + 1)  # wavenumbers on a period of 2
+    lin = gamma - eps * k**2  # the stiff linear part, including +γu
+    E, E2 = np.exp(dt * lin), np.exp(dt * lin / 2)
+    r = np.exp(1j * PI * (np.arange(1, 33) - 0.5) / 32)  # 32 points on a unit circle (Kassam–Trefethen §3)
+    LR = dt * lin[:, None] + r[None, :]
+    Q = dt * np.real(np.mean((np.exp(LR / 2) - 1) / LR, axis=1))
+    f1 = dt * np.real(np.mean((-4 - LR + np.exp(LR) * (4 - 3 * LR + LR**2)) / LR**3, axis=1))
+    f2 = dt * np.real(np.mean((2 + LR + np.exp(LR) * (-2 + LR)) / LR**3, axis=1))
+    f3 = dt * np.real(np.mean((-4 - 3 * LR - LR**2 + np.exp(LR) * (4 - LR)) / LR**3, axis=1))
+
+    def nonlinear(v):
+        return np.fft.rfft(-gamma * np.fft.irfft(v, n) ** 3)
+
+    v = np.fft.rfft(x**2 * np.cos(PI * x))
+    out = [np.fft.irfft(v, n)]
+    for step in range(1, steps + 1):  # Kassam & Trefethen 2005, eq. 26
+        Nv = nonlinear(v)
+        a = E2 * v + Q * Nv
+        Na = nonlinear(a)
+        b = E2 * v + Q * Na
+        Nb = nonlinear(b)
+        c = E2 * a + Q * (2 * Nb - Nv)
+        Nc = nonlinear(c)
+        v = E * v + Nv * f1 + 2 * (Na + Nb) * f2 + Nc * f3
+        if step % every == 0:
+            out.append(np.fft.irfft(v, n))
+    return x, np.linspace(0.0, t_end, snapshots), np.stack(out, axis=1)
+
+
+@lru_cache(maxsize=2)
+def _allen_cahn_grid(eps: float, gamma: float, t_end: float) -> tuple[Tensor, Tensor]:
+    x, t, u = allen_cahn_reference(eps, gamma, t_end=t_end, snapshots=round(200 * t_end) + 1)
+    x, u = x[::2], u[::2]  # solved on 1024 points (the kink of u(x, 0) at x = ±1 needs them), kept on 512
+    xx, tt = np.meshgrid(x, t, indexing="ij")
+    return torch.from_numpy(np.stack([xx.ravel(), tt.ravel()], 1)), torch.from_numpy(u.ravel())
+
+
+def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, t_end: float = 1.0) -> PDEProblem:
+    """u_t − ε u_xx + γu³ − γu = 0 on x ∈ [−1, 1], t ∈ [0, t_end], u(x, 0) = x² cos(πx),
+    periodic in u and u_x (Raissi et al. 2019, eq. 13: ε = 1e-4, γ = 5, t_end = 1); reference
+    by ETDRK4 on 512 points × every 0.005 in t (its relative L2 error is about 3e-6; t_end a
+    multiple of 0.005). Hard constraint on the initial slice: u = x² cos(πx) + t·N."""
+    eps, gamma, t_end = _positive("eps", eps), _positive("gamma", gamma), _positive("t_end", t_end)
+
+    def u0(p: Tensor) -> Tensor:
+        return p[:, 0] ** 2 * torch.cos(PI * p[:, 0])
+
+    def residual(p: Tensor, d: Derivatives) -> Tensor:
+        return d["t"] - eps * d["xx"] + gamma * d.u**3 - gamma * d.u  # Raissi et al. 2019, eq. 13
+
+    return PDEProblem(
+        name="allen_cahn", domain=Domain([(-1.0, 1.0)], (0.0, t_end)), residual=residual,
+        boundary="periodic", periodic_derivatives=True, initial=u0, lift=u0, distance=lambda p: p[:, 1],
+        hard_terms=("initial",), reference=_allen_cahn_grid(eps, gamma, t_end))
+
+
+PROBLEMS = {"burgers": burgers, "convection": convection, "reaction": reaction, "wave": wave,
+            "poisson": poisson, "allen_cahn": allen_cahn}
