@@ -10,13 +10,7 @@ from sciml.solvers.diffusion import (SAMPLERS, CosineVP, Denoiser, DiscreteVP, G
 STEPS = (20, 40, 80)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """200 two-dimensional points: a second intra-op thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 @pytest.fixture(scope="module")

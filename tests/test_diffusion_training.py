@@ -10,13 +10,7 @@ from sciml.solvers.diffusion import (DiffusionSolver, GaussianMixture, PDERefine
 from sciml.train import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: a second intra-op thread only adds synchronisation, and stalls on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def _mixture():

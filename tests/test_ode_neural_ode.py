@@ -6,13 +6,7 @@ from torch import nn
 from sciml.solvers.neural_ode import NeuralODESolver, dopri5_heuristics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: a second intra-op thread only adds synchronisation, and stalls on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)

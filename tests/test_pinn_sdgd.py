@@ -8,13 +8,7 @@ from sciml.solvers.sdgd import SDGDSolver, TwoBodyPoisson
 from sciml.train import Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small networks on 2 shared cores: two threads oversubscribe and run several times slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def _flat_grad(loss, solver):

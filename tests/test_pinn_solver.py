@@ -10,13 +10,7 @@ from sciml.solvers.pinn import Collocation, Domain, PDEProblem, unit_samples
 from sciml.solvers.pinn_problems import burgers, poisson, wave
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small networks: on 2 shared cores one thread is several times faster than two
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def test_autograd_derivatives_match_finite_differences():
