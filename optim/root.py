@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_range
-from .newton_schulz import MUON_COEFFICIENTS, newton_schulz_many, singular_value_map
+from .newton_schulz import MUON_COEFFICIENTS, newton_schulz_many
 from .orthogonalized import OrthogonalizedOptimizer
 
 __all__ = ["ROOT", "PUBLISHED_COEFFICIENTS", "fit_coefficients", "root_coefficients"]

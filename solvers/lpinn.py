@@ -42,26 +42,11 @@ from torch import Tensor, nn
 
 from sciml.losses import relative_l2
 from sciml.solver import Solver
+from sciml.validation import finite_float, positive_int
 
 __all__ = ["LagrangianPINNSolver", "EulerianPINNSolver", "convection_diffusion_exact", "space_time_grid"]
 
 TWO_PI = 2 * math.pi
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 def convection_diffusion_exact(x: Tensor, t: Tensor, beta: float, nu: float = 0.0,
@@ -72,14 +57,14 @@ def convection_diffusion_exact(x: Tensor, t: Tensor, beta: float, nu: float = 0.
     u(x, t) = Σ_k û_k e^{ik(x − βt) − νk²t}, with û_k from ``2·modes`` samples of u0 (exact for
     u0 = sin, which gives e^{−νt} sin(x − βt); for ν = 0 it is u0(x − βt)).
     """
-    beta, nu = _finite("beta", beta), _finite("nu", nu)
+    beta, nu = finite_float("beta", beta), finite_float("nu", nu)
     if nu < 0:
         raise ValueError(f"nu must be non-negative, got {nu}")
     if not isinstance(x, Tensor) or not isinstance(t, Tensor):
         raise TypeError(f"x and t must be tensors, got {type(x).__name__} and {type(t).__name__}")
     if x.shape != t.shape:
         raise ValueError(f"x and t must have the same shape, got {tuple(x.shape)} and {tuple(t.shape)}")
-    _positive_int("modes", modes)
+    positive_int("modes", modes)
     n = 2 * modes
     nodes = torch.arange(n, dtype=torch.float64, device=x.device) * (TWO_PI / n)
     coef = torch.fft.rfft(u0(nodes).to(torch.float64)) / n  # û_k, k = 0..modes
@@ -99,9 +84,9 @@ def space_time_grid(n_x: int, n_t: int, t_max: float = 1.0, dtype: torch.dtype =
 
     Serves as Eulerian evaluation points and as Lagrangian collocation points (ξ, t) alike.
     """
-    _positive_int("n_x", n_x)
-    _positive_int("n_t", n_t)
-    t_max = _finite("t_max", t_max)
+    positive_int("n_x", n_x)
+    positive_int("n_t", n_t)
+    t_max = finite_float("t_max", t_max)
     if t_max <= 0:
         raise ValueError(f"t_max must be positive, got {t_max}")
     x = torch.arange(n_x, dtype=dtype) * (TWO_PI / n_x)
@@ -131,17 +116,17 @@ class _ConvectionDiffusion(Solver):
     def __init__(self, beta: float, nu: float, t_max: float, u0: Callable[[Tensor], Tensor] | None,
                  hidden: int, depth: int, ic_weight: float):
         super().__init__()
-        self.beta, self.nu = _finite("beta", beta), _finite("nu", nu)
+        self.beta, self.nu = finite_float("beta", beta), finite_float("nu", nu)
         if self.nu < 0:
             raise ValueError(f"nu must be non-negative, got {nu}")
-        self.t_max = _finite("t_max", t_max)
+        self.t_max = finite_float("t_max", t_max)
         if self.t_max <= 0:
             raise ValueError(f"t_max must be positive, got {t_max}")
         if u0 is not None and not callable(u0):
             raise TypeError(f"u0 must be a callable x -> u0(x) or None (sin), got {type(u0).__name__}")
         self.u0 = torch.sin if u0 is None else u0
-        self.hidden, self.depth = _positive_int("hidden", hidden), _positive_int("depth", depth)
-        self.ic_weight = _finite("ic_weight", ic_weight)
+        self.hidden, self.depth = positive_int("hidden", hidden), positive_int("depth", depth)
+        self.ic_weight = finite_float("ic_weight", ic_weight)
         if self.ic_weight <= 0:
             raise ValueError(f"ic_weight must be positive, got {ic_weight}")
 
@@ -192,7 +177,7 @@ class LagrangianPINNSolver(_ConvectionDiffusion):
     def __init__(self, beta: float, nu: float = 0.0, t_max: float = 1.0, u0: Callable[[Tensor], Tensor] | None = None,
                  hidden: int = 32, depth: int = 4, ic_weight: float = 1.0, newton_steps: int = 8):
         super().__init__(beta, nu, t_max, u0, hidden, depth, ic_weight)
-        self.newton_steps = _positive_int("newton_steps", newton_steps)
+        self.newton_steps = positive_int("newton_steps", newton_steps)
         self.x_branch = _mlp(3, hidden, depth)
         self.u_branch = _mlp(3, hidden, depth)
         self.scale = max(abs(self.beta), 1.0)
@@ -251,7 +236,7 @@ class EulerianPINNSolver(_ConvectionDiffusion):
     def __init__(self, beta: float, nu: float = 0.0, t_max: float = 1.0, u0: Callable[[Tensor], Tensor] | None = None,
                  hidden: int = 32, depth: int = 4, ic_weight: float = 1.0, bc_weight: float = 1.0):
         super().__init__(beta, nu, t_max, u0, hidden, depth, ic_weight)
-        self.bc_weight = _finite("bc_weight", bc_weight)
+        self.bc_weight = finite_float("bc_weight", bc_weight)
         if self.bc_weight <= 0:
             raise ValueError(f"bc_weight must be positive, got {bc_weight}")
         self.net = _mlp(2, hidden, depth)

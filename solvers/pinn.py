@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from sciml.solver import Solver
+from sciml.validation import positive_int
 
 __all__ = ["Domain", "Derivatives", "PDEProblem", "PINNSolver", "Collocation", "MLP", "SAMPLERS", "TERMS"]
 
@@ -59,20 +60,14 @@ REFINEMENTS = ("rar", "rar-d")
 _ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def unit_samples(n: int, dim: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
     """``n`` points in the unit cube [0, 1)^dim, float64, reproducible from ``seed``.
 
     ``"uniform"``: independent uniform draws; ``"lhs"``: Latin hypercube; ``"sobol"``:
     scrambled Sobol' sequence (best balanced when ``n`` is a power of two).
     """
-    _positive_int("n", n)
-    _positive_int("dim", dim)
+    positive_int("n", n)
+    positive_int("dim", dim)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if sampler == "uniform":
@@ -180,7 +175,7 @@ class Domain:
         """``(prod(counts), dim)`` tensor-product grid including the end points, first axis slowest."""
         if len(counts) != self.dim:
             raise ValueError(f"counts must give one size per dimension ({self.dim}), got {counts!r}")
-        axes = [torch.linspace(float(lo), float(hi), _positive_int("counts", c), dtype=torch.float64)
+        axes = [torch.linspace(float(lo), float(hi), positive_int("counts", c), dtype=torch.float64)
                 for lo, hi, c in zip(self.lower, self.upper, counts)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, self.dim)
 
@@ -295,8 +290,8 @@ class MLP(nn.Module):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
-        sizes = [_positive_int("in_features", in_features), *(_positive_int("hidden", h) for h in hidden),
-                 _positive_int("out_features", out_features)]
+        sizes = [positive_int("in_features", in_features), *(positive_int("hidden", h) for h in hidden),
+                 positive_int("out_features", out_features)]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = activation
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -482,7 +477,7 @@ class PINNSolver(Solver):
         shape = points.shape[:-1]
         flat = self._check_points(points, "points").to(self.dtype)
         if batch_size is not None:
-            _positive_int("batch_size", batch_size)
+            positive_int("batch_size", batch_size)
         chunks = flat.split(batch_size) if batch_size else (flat,)
         return torch.cat([self.u(c) for c in chunks]).reshape(shape)
 
@@ -508,12 +503,12 @@ class PINNSolver(Solver):
         sets : number of independent sets (``sets > 1``: fresh points at every step).
         seed : all sets follow from it.
         """
-        _positive_int("n_interior", n_interior)
-        _positive_int("sets", sets)
+        positive_int("n_interior", n_interior)
+        positive_int("sets", sets)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        n_b = _positive_int("n_boundary", n_boundary) if n_boundary is not None else max(n_interior // 20, 1)
-        n_0 = _positive_int("n_initial", n_initial) if n_initial is not None else max(n_interior // 20, 1)
+        n_b = positive_int("n_boundary", n_boundary) if n_boundary is not None else max(n_interior // 20, 1)
+        n_0 = positive_int("n_initial", n_initial) if n_initial is not None else max(n_interior // 20, 1)
         dom, out = self.problem.domain, []
         for s in range(sets):
             base = seed * 1_000_003 + 4 * s  # distinct streams per set and region
@@ -539,10 +534,10 @@ class PINNSolver(Solver):
         """
         if not isinstance(data, Collocation):
             raise TypeError(f"data must be a Collocation, got {type(data).__name__}")
-        _positive_int("n_add", n_add)
+        positive_int("n_add", n_add)
         if method not in REFINEMENTS:
             raise ValueError(f"method must be one of {REFINEMENTS}, got {method!r}")
-        m = _positive_int("candidates", candidates) if candidates is not None else 10 * n_add
+        m = positive_int("candidates", candidates) if candidates is not None else 10 * n_add
         if m < n_add:
             raise ValueError(f"candidates must be at least n_add={n_add}, got {m}")
         if not (k >= 0 and c >= 0 and math.isfinite(k) and math.isfinite(c)):

@@ -46,16 +46,9 @@ from torch.utils.data import TensorDataset
 
 from sciml.losses import relative_l2
 from sciml.solver import Solver
+from sciml.validation import positive_int
 
 __all__ = ["SDGDSolver", "TwoBodyPoisson"]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 class TwoBodyPoisson:
@@ -69,7 +62,7 @@ class TwoBodyPoisson:
     """
 
     def __init__(self, dim: int, seed: int = 0, dtype: torch.dtype = torch.float32):
-        _positive_int("dim", dim)
+        positive_int("dim", dim)
         if dim < 2:
             raise ValueError(f"dim must be at least 2 (the solution couples x_i and x_(i+1)), got {dim}")
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
@@ -115,7 +108,7 @@ class TwoBodyPoisson:
         A volume-uniform radius would put almost every point at ‖x‖ ≈ 1 in high dimension,
         where u* ≈ 0; the uniform radius samples the interior at every scale.
         """
-        _positive_int("n", n)
+        positive_int("n", n)
         direction = torch.randn(n, self.dim, generator=generator, dtype=self.dtype)
         radius = torch.rand(n, 1, generator=generator, dtype=self.dtype)
         return direction / direction.norm(dim=1, keepdim=True) * radius
@@ -168,14 +161,14 @@ class SDGDSolver(Solver):
                 raise TypeError(f"problem must have dim, forcing(x) and exact(x); "
                                 f"{type(problem).__name__} has no {attr!r}")
         d = problem.dim
-        _positive_int("dims", dims)
+        positive_int("dims", dims)
         if dims > d:
             raise ValueError(f"dims must be at most the dimension {d}, got {dims}")
-        residual_dims = dims if residual_dims is None else _positive_int("residual_dims", residual_dims)
+        residual_dims = dims if residual_dims is None else positive_int("residual_dims", residual_dims)
         if residual_dims > d:
             raise ValueError(f"residual_dims must be at most the dimension {d}, got {residual_dims}")
-        _positive_int("hidden", hidden)
-        _positive_int("depth", depth)
+        positive_int("hidden", hidden)
+        positive_int("depth", depth)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.problem, self.dim = problem, d

@@ -4,7 +4,7 @@ import torch
 
 from sciml import Trainer
 from sciml.operators import FNO
-from sciml.optim import AdamP, Muon, NorMuon, build_optimizer, is_hidden_matrix
+from sciml.optim import AdamP, Muon, build_optimizer, is_hidden_matrix
 from sciml.optim.adamp import project_radial
 from sciml.solvers.operator import OperatorSolver
 
