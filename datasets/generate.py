@@ -1,13 +1,21 @@
-"""The dataset generator: sample parameters, assemble, solve, write a resumable HDF5 file.
+"""The dataset generator: sample parameters, order, assemble, solve, write a resumable HDF5 file.
 
 Recipe: the FNO paper's data pipeline (Li et al., "Fourier Neural Operator for Parametric
-Partial Differential Equations", ICLR 2021): draw coefficients from a GRF, solve on a fine
-grid, subsample to the training resolution, split train/test.
+Partial Differential Equations", ICLR 2021): draw parameters from a GRF, solve on a fine
+grid, subsample to the training resolution, split train/test. The pieces are composed at the
+call: a PDE family (:mod:`sciml.datasets.pdes`) assembles the systems of a block of samples,
+an ordering (:mod:`sciml.datasets.sorting`) decides in which order they are solved, and a
+linear solver (:data:`sciml.datasets.LINEAR_SOLVERS`) with an optional preconditioner solves
+them, one at a time (carrying GCRO-DR's recycled space from system to system, the SKR method
+of Wang et al., "Accelerating Data Generation for Neural Operators via Krylov Subspace
+Recycling", ICLR 2024) or a block at once on a GPU.
 
 Randomness. The samples are cut into chunks of ``chunk_size``; chunk ``k`` draws its
 parameters from a ``torch.Generator`` seeded with
 ``numpy.random.SeedSequence([seed, k]).generate_state(1, uint64)``, so a chunk does not
-depend on which chunks ran before it, in this process or another.
+depend on which chunks ran before it, in this process or another. Sorting and recycling act
+within a chunk, and the recycled space is dropped at each chunk's start, so a chunk's
+solutions are a pure function of ``(seed, k)`` and the configuration too.
 
 Crash safety. HDF5 has no journal, so a kill during a write can corrupt the file being
 written. Each finished chunk is therefore written as a small HDF5 file
@@ -17,11 +25,16 @@ configuration. When every chunk exists they are merged into ``<out>.tmp``, which
 onto ``out``, and the parts folder is removed. A rerun, after any crash including SIGKILL,
 skips the chunks already written and gives the same file as an uninterrupted run.
 
-Unconverged solves. A sample whose solve misses the tolerance is kept, flagged
-``solver/converged = False`` with its true residual; the file's ``n_unconverged`` attribute
-counts them and :func:`generate` emits a :class:`RuntimeWarning` naming them. Raising
-instead would make the run impossible to finish (the same seed fails the same way every
-time); readers filter on ``solver/converged``.
+Several processes. Under ``torchrun`` rank ``r`` of ``w`` solves the chunks ``k ≡ r (mod w)``
+into the shared parts folder, and rank 0 merges them once all ranks are done: the file is the
+one a single process writes.
+
+Unconverged solves. A solve that misses the tolerance is retried with the ``fallback`` solver
+(the direct solver by default) and marked ``solver/fallback``; a sample that still misses it
+is kept, flagged ``solver/converged = False`` with its true residual; the file's
+``n_unconverged`` attribute counts them and :func:`generate` emits a :class:`RuntimeWarning`.
+Raising instead would make the run impossible to finish (the same seed fails the same way
+every time); readers filter on ``solver/converged``.
 """
 import json
 import os
@@ -34,14 +47,22 @@ import torch
 from tqdm.auto import tqdm
 
 import sciml
+from sciml import distributed
 
 from .hdf5 import FORMAT_VERSION, _fsync, merge_parts, read_config, write_part
-from .linsolve import get_linear_solver
+from . import krylov
+from .krylov import PRECONDITIONERS
+from .linsolve import DirectFactorization, get_linear_solver
 from .pdes import get_pde
+from .sorting import ORDERINGS, get_ordering
 
-__all__ = ["generate"]
+__all__ = ["generate", "choose_method", "BlockSolver"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+_DIAGNOSTICS = {"iterations": np.int64, "matvecs": np.int64, "residual": np.float64,
+                "converged": np.bool_, "seconds": np.float64, "fallback": np.bool_}
+#: solvers with a batched form in :mod:`sciml.datasets.krylov`, used when ``batch > 1``
+BATCHED = {"cg": "cg_batched", "gmres": "gmres_batched"}
 
 
 def _check_int(name, value, low):
@@ -63,6 +84,177 @@ def _check_device(device):
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be a CPU or CUDA device, got {str(device)!r}")
     return device
+
+
+def choose_method(family, device, solver="auto", precond="auto", order="auto", batch=None):
+    """Resolve ``"auto"`` choices into the method :func:`generate` runs, and say why.
+
+    The rules follow the measurements in ``benchmarks/results/datagen*.md``:
+
+    - on the CPU, the sparse direct solver (SuperLU, minimum-degree ordering); a family whose
+      matrix is the same for every sample is factorized once;
+    - on a GPU, for symmetric positive definite families, blocks of ``batch`` systems solved
+      at once by batched CG with the Jacobi preconditioner (one system leaves the GPU idle);
+      otherwise SKR, because restarted GMRES stalls on the indefinite Helmholtz systems
+      (it hit the 10 000-iteration cap on all of them in ``benchmarks/datagen.py --quick``);
+    - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method).
+
+    Returns
+    -------
+    dict
+        ``{"solver", "precond", "order", "batch", "reason"}`` with every choice resolved.
+    """
+    reasons = []
+    if solver == "auto" and device.type == "cuda" and not family.spd:
+        solver = "skr"
+        reasons.append("GPU, not SPD")
+    if solver == "skr":
+        solver, order = "gcrodr", ("greedy" if order == "auto" else order)
+        reasons.append("SKR: GCRO-DR with the recycled space carried along the greedy order")
+    if solver == "auto":
+        if device.type == "cuda":
+            solver = "cg"
+            reasons.append("GPU, SPD: batched CG")
+        else:
+            solver = "direct"
+            reasons.append("CPU: sparse LU" + ("" if family.matrix_varies
+                                                 else ", one factorization for all samples"))
+    if precond == "auto":
+        precond = "jacobi" if device.type == "cuda" and solver != "direct" else "none"
+    if order == "auto":
+        order = "identity"
+    if batch is None:
+        batch = 64 if device.type == "cuda" and solver in BATCHED else 1
+    batch = _check_int("batch", batch, 1)
+    if batch > 1 and solver not in BATCHED and solver != "direct":
+        raise ValueError(f"batch > 1 needs a batched solver ({', '.join(BATCHED)}) or 'direct', "
+                         f"got solver={solver!r} with batch={batch}")
+    if solver == "cg" and not family.spd:
+        raise ValueError(f"solver 'cg' needs symmetric positive definite systems; PDE "
+                         f"{family.name!r} is not (use gmres, gmresdr, gcrodr or direct)")
+    get_linear_solver(solver)
+    if precond not in PRECONDITIONERS:
+        raise ValueError(f"unknown preconditioner {precond!r}; expected one of: "
+                         f"{', '.join(sorted(PRECONDITIONERS))}")
+    if precond != "none" and solver in ("direct", "amg"):
+        raise ValueError(f"precond={precond!r} does not apply to solver {solver!r}")
+    get_ordering(order)
+    return {"solver": solver, "precond": precond, "order": order, "batch": batch,
+            "reason": "; ".join(reasons) or "as requested"}
+
+
+class BlockSolver:
+    """The ``linear_solve`` a PDE family calls: solves blocks of systems, records diagnostics.
+
+    ``block_solver(As, B, X0=None) -> X`` with ``As`` a list of ``s`` matrices and ``B``,
+    ``X0``, ``X`` of shape ``(s, N)``. Diagnostics accumulate per sample over every call until
+    :meth:`start_block` (a time-dependent family calls it once per step): iterations, matrix
+    products and seconds are summed, the residual is the largest, converged holds if every
+    solve converged.
+
+    Parameters
+    ----------
+    solver, precond : str
+        Names in :data:`LINEAR_SOLVERS` and :data:`sciml.datasets.krylov.PRECONDITIONERS`.
+    batch : int
+        Systems per block; above 1 the block is solved at once by the batched solver.
+    rtol : float
+    maxiter : int or None
+    fallback : str or None
+        Solver retried on a system that missed ``rtol``.
+    grid_shape : tuple of int
+        The unknowns' grid, for the geometric multigrid preconditioner.
+    """
+
+    def __init__(self, solver, precond, batch, rtol, maxiter, fallback, grid_shape):
+        self.name, self.precond, self.batch = solver, precond, batch
+        self.solve = get_linear_solver(solver)
+        self.fallback = None if fallback is None else get_linear_solver(fallback)
+        self.options = {"rtol": rtol, "maxiter": maxiter}
+        self.grid_shape = grid_shape
+        self.recycle = None
+        self._cache = {}  # id(matrix) -> (matrix, preconditioner or factorization)
+        self.diagnostics = {}
+
+    def reset(self):
+        """Forget the recycled space and cached preconditioners (at a chunk's start)."""
+        self.recycle = None
+        self._cache.clear()
+
+    def start_block(self, size):
+        """Zero the per-sample diagnostics of a new block of ``size`` samples."""
+        self.diagnostics = {name: np.zeros(size, dtype) for name, dtype in _DIAGNOSTICS.items()}
+        self.diagnostics["converged"][:] = True
+
+    def _cached(self, A, build):
+        """``build(A)``, done once per matrix object: samples that share a matrix reuse it.
+
+        The cache holds the matrix itself too, so its ``id`` cannot be reused meanwhile.
+        """
+        key = (id(A), build)
+        if key not in self._cache:
+            self._cache = {key: (A, build(A))}
+        return self._cache[key][1]
+
+    def _preconditioner(self, A):
+        if self.precond == "none":
+            return None
+        return self._cached(A, self._build_preconditioner)
+
+    def _build_preconditioner(self, A, grid_shape=None):
+        return PRECONDITIONERS[self.precond](A, grid_shape=grid_shape or self.grid_shape)
+
+    def _block_preconditioner(self, As):
+        """``M`` on ``(s, N)`` blocks: the preconditioner of the block-diagonal matrix.
+
+        The geometric multigrid gets the stacked grid shape ``(s, ny, nx)``.
+        """
+        if self.precond == "none":
+            return None
+        apply = self._build_preconditioner(krylov.block_diagonal(As), (len(As), *self.grid_shape))
+        return lambda V: apply(V.reshape(-1)).reshape(V.shape)
+
+    def __call__(self, As, B, X0=None):
+        if len(As) != B.shape[0] or B.shape[0] != len(self.diagnostics["converged"]):
+            raise ValueError(f"linear_solve got {len(As)} matrices and B of shape "
+                             f"{tuple(B.shape)} for a block of "
+                             f"{len(self.diagnostics['converged'])} samples")
+        if self.batch > 1 and self.name in BATCHED:
+            batched = getattr(krylov, BATCHED[self.name])
+            results = batched(As, B, X0=X0, M=self._block_preconditioner(As), **self.options)
+        elif self.name == "direct" and _shared(As):
+            results = self._cached(As[0], DirectFactorization).solve(B, **self.options)
+        else:
+            results = []
+            for i, A in enumerate(As):
+                options = dict(self.options, x0=None if X0 is None else X0[i])
+                if self.name == "gcrodr":
+                    options["recycle"] = self.recycle
+                if self.precond != "none":
+                    options["M"] = self._preconditioner(A)
+                result = self.solve(A, B[i], **options)
+                if self.name == "gcrodr":
+                    self.recycle = result.recycle
+                results.append(result)
+        X = torch.empty_like(B)
+        d = self.diagnostics
+        for i, result in enumerate(results):
+            if not result.converged and self.fallback is not None:
+                seconds = result.seconds
+                result = self.fallback(As[i], B[i], **self.options)
+                result.seconds += seconds
+                d["fallback"][i] = True
+            X[i] = result.x
+            d["iterations"][i] += result.iterations
+            d["matvecs"][i] += result.matvecs
+            d["seconds"][i] += result.seconds
+            d["residual"][i] = max(d["residual"][i], result.residual)
+            d["converged"][i] &= result.converged
+        return X
+
+
+def _shared(As):
+    return all(A is As[0] for A in As)
 
 
 def _chunk_seed(seed, k):
@@ -88,37 +280,53 @@ def _write_json(path, value):
     os.replace(tmp, path)
 
 
-def _solve_chunk(pde, solver, config, k, count, device, progress_bar):
-    """Sample, assemble and solve one chunk; the arrays of its part file."""
+def _subsample(value, fine, stride):
+    """Keep every ``stride``-th node along each axis (after the first) of length ``fine``."""
+    index = tuple(slice(None, None, stride) if axis > 0 and size == fine else slice(None)
+                  for axis, size in enumerate(value.shape))
+    return value[index]
+
+
+def _solve_chunk(family, block_solver, config, k, count, device, bar):
+    """Sample, order, assemble and solve one chunk; the arrays of its part file."""
     fine, coarse = config["solve_resolution"], config["resolution"]
     stride = (fine - 1) // (coarse - 1)
     generator = torch.Generator().manual_seed(_chunk_seed(config["seed"], k))
-    fields = pde.sample_fields(count, fine, generator=generator, device=device)
-    a = pde.coefficient(fields)
-    u = torch.empty_like(a)
-    diagnostics = {"iterations": np.empty(count, np.int64), "matvecs": np.empty(count, np.int64),
-                   "residual": np.empty(count, np.float64),
-                   "converged": np.empty(count, np.bool_), "seconds": np.empty(count, np.float64)}
-    for i in range(count):
-        A, b = pde.assemble(a[i])
-        result = solver(A, b, rtol=config["rtol"])
-        u[i] = pde.solution_field(result.x, fine)
-        for name, column in diagnostics.items():
-            column[i] = getattr(result, name)
-        progress_bar.update(1)
+    params = family.sample_params(count, fine, generator=generator, device=device)
+    perm = get_ordering(config["order"])(family.sort_features(params)).cpu()
+    block_solver.reset()
+    outputs = None
+    diagnostics = {name: np.zeros(count, dtype) for name, dtype in _DIAGNOSTICS.items()}
+    iterations = 0
+    for start in range(0, count, config["batch"]):
+        idx = perm[start:start + config["batch"]]
+        block_solver.start_block(len(idx))
+        u = family.solve({key: value[idx.to(value.device)] for key, value in params.items()},
+                         block_solver)
+        if outputs is None:
+            outputs = u.new_empty((count, *u.shape[1:]))
+        outputs[idx.to(u.device)] = u
+        for name, column in block_solver.diagnostics.items():
+            diagnostics[name][idx.numpy()] = column
+        iterations += int(block_solver.diagnostics["iterations"].sum())
+        bar.update(len(idx))
+        bar.set_postfix(iterations=f"{iterations / (start + len(idx)):.1f}", refresh=False)
+    # Where each sample stands in the solve order: stored, so the order is re-derivable.
+    diagnostics["position"] = np.empty(count, np.int64)
+    diagnostics["position"][perm.numpy()] = np.arange(count) + k * config["chunk_size"]
     dtype = _DTYPES[config["dtype"]]
-    # Subsampling the fine grid keeps the coarse grid's nodes exactly.
-    arrays = {"inputs": a[:, None, ::stride, ::stride].cpu().numpy().astype(dtype),
-              "outputs": u[:, None, ::stride, ::stride].cpu().numpy().astype(dtype),
-              "params/grf": fields[:, ::stride, ::stride].cpu().numpy()}
+    arrays = {"inputs": _subsample(family.inputs(params).cpu().numpy(), fine, stride).astype(dtype),
+              "outputs": _subsample(outputs.cpu().numpy(), fine, stride).astype(dtype)}
+    arrays.update({f"params/{key}": _subsample(value.cpu().numpy(), fine, stride)
+                   for key, value in params.items()})
     arrays.update({f"solver/{name}": column for name, column in diagnostics.items()})
     return arrays
 
 
 def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=None,
              solve_resolution=None, chunk_size=32, dtype="float32", device="cpu",
-             solver="direct", rtol=1e-8, overwrite=False, progress=True, callback=None,
-             **pde_options):
+             solver="auto", precond="auto", order="auto", batch=None, rtol=1e-8, maxiter=None,
+             fallback="direct", overwrite=False, progress=True, callback=None, **pde_options):
     """Generate a PDE dataset into the HDF5 file ``out``, resuming an interrupted run.
 
     Parameters
@@ -140,21 +348,33 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         Solve on this finer grid and keep every ``(solve_resolution − 1) / (resolution − 1)``
         -th node; must make that ratio an integer. Default: ``resolution``.
     chunk_size : int
-        Samples per chunk, the unit of resumption (≥ 1).
+        Samples per chunk, the unit of resumption and of sorting (≥ 1).
     dtype : {"float32", "float64"}
         Dtype of ``inputs`` and ``outputs`` (parameters are stored in float64).
     device : str or torch.device
-        Where parameters are sampled and systems assembled.
+        Where parameters are sampled, systems assembled and (iteratively) solved.
     solver : str
-        A key of :data:`sciml.datasets.LINEAR_SOLVERS`.
+        ``"auto"`` (:func:`choose_method`), ``"skr"`` (GCRO-DR in the greedy order), or a key
+        of :data:`sciml.datasets.LINEAR_SOLVERS` (``"gcrodr"``, ``"gmresdr"``, ``"gmres"``,
+        ``"cg"``, ``"amg"``, ``"direct"``).
+    precond : str
+        ``"auto"`` or a key of :data:`sciml.datasets.krylov.PRECONDITIONERS`.
+    order : {"auto", "greedy", "identity"}
+        Order in which a chunk's systems are solved (:mod:`sciml.datasets.sorting`).
+    batch : int, optional
+        Systems solved at once by the batched solvers (default 64 on a GPU, else 1).
     rtol : float
-        Relative tolerance of the true residual (> 0).
+        Relative tolerance of the true residual, in (0, 1).
+    maxiter : int, optional
+        Iteration cap of the iterative solvers (their default when None).
+    fallback : str or None
+        Solver retried on a system that missed ``rtol`` (default ``"direct"``; None: none).
     overwrite : bool
         Replace an existing ``out`` or parts folder of a different configuration, and
         regenerate an existing complete ``out``. The old ``out`` stays until the new file is
         complete.
     progress : bool
-        Show a tqdm progress bar over samples.
+        Show a progress bar over samples (samples/s, mean iterations).
     callback : callable, optional
         ``callback(chunk_index, n_done)`` after each chunk written by this call, with
         ``n_done`` the number of samples finished so far (resumed ones included).
@@ -194,21 +414,99 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     device = _check_device(device)
-    solve = get_linear_solver(solver)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
         raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
+    if maxiter is not None:
+        maxiter = _check_int("maxiter", maxiter, 1)
+    if fallback is not None:
+        get_linear_solver(fallback)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if solver not in ("auto", "skr"):
+        get_linear_solver(solver)
+    if order != "auto" and order not in ORDERINGS:
+        raise ValueError(f"unknown order {order!r}; expected 'auto' or one of: "
+                         f"{', '.join(sorted(ORDERINGS))}")
     family = get_pde(pde, **pde_options)
+    method = choose_method(family, device, solver, precond, order, batch)
 
     config = {"pde": pde, "pde_options": family.to_dict(), "n": n, "n_test": n_test,
               "resolution": resolution, "solve_resolution": solve_resolution,
-              "chunk_size": chunk_size, "dtype": dtype, "solver": solver, "rtol": float(rtol),
-              "seed": seed, "format_version": FORMAT_VERSION}
+              "chunk_size": chunk_size, "dtype": dtype, "rtol": float(rtol), "maxiter": maxiter,
+              "fallback": fallback, "seed": seed, "format_version": FORMAT_VERSION,
+              **{key: method[key] for key in ("solver", "precond", "order", "batch")}}
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     merged = out.with_name(out.name + ".tmp")
+    info = distributed.setup(use_cuda=device.type == "cuda")
+    if device.type == "cuda" and device.index is None and info.enabled:
+        device = torch.device("cuda", info.local_rank)
 
+    # Rank 0 alone checks and prepares the parts folder; the others learn the outcome.
+    error, finished = None, False
+    if info.is_main:
+        try:
+            finished = _prepare(out, parts, config, overwrite)
+        except ValueError as caught:
+            error = caught
+    error, finished = _broadcast((error, finished), info)
+    if error is not None:
+        raise error
+    if finished:
+        return out
+
+    n_chunks = -(-n // chunk_size)
+    paths = [parts / f"chunk_{k:06d}.h5" for k in range(n_chunks)]
+    counts = [min(chunk_size, n - k * chunk_size) for k in range(n_chunks)]
+    mine = [k for k in range(n_chunks) if k % info.world_size == info.rank]
+    done = sum(counts[k] for k in range(n_chunks) if paths[k].exists())
+    grid_shape = family.grid_shape(solve_resolution)
+    block_solver = BlockSolver(method["solver"], method["precond"], method["batch"], rtol,
+                               maxiter, fallback, grid_shape)
+    with tqdm(total=sum(counts[k] for k in mine), disable=not progress or not info.is_main,
+              unit="sample", desc=f"{pde} {resolution}² {method['solver']}") as bar:
+        bar.update(sum(counts[k] for k in mine if paths[k].exists()))
+        for k in mine:
+            if paths[k].exists():
+                continue
+            write_part(paths[k], _solve_chunk(family, block_solver, config, k, counts[k],
+                                              device, bar))
+            done += counts[k]
+            if callback is not None:
+                callback(k, done)
+    _barrier(info)
+    unconverged = 0
+    if info.is_main:
+        x = np.linspace(0.0, 1.0, resolution)
+        attrs = {"pde": pde, "config": config, "seed": seed, "sciml_version": sciml.__version__,
+                 "format_version": FORMAT_VERSION, "n_train": n - n_test, "n_test": n_test,
+                 "method": method["reason"]}
+        unconverged = merge_parts(paths, merged, attrs=attrs, grid={"x": x, "y": x})
+        os.replace(merged, out)
+        shutil.rmtree(parts)
+    _barrier(info)
+    if unconverged:
+        warnings.warn(f"{unconverged} of {n} samples in {str(out)!r} did not reach rtol={rtol} "
+                      f"with solver {method['solver']!r}; they are flagged "
+                      f"solver/converged = False", RuntimeWarning, stacklevel=2)
+    return out
+
+
+def _broadcast(value, info):
+    if not info.enabled:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _barrier(info):
+    if info.enabled:
+        torch.distributed.barrier()
+
+
+def _prepare(out, parts, config, overwrite):
+    """Check ``out`` and ``parts`` against ``config``; True if ``out`` is already complete."""
     if out.exists():
         try:
             stored = read_config(out)
@@ -218,44 +516,18 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
                                  f"({error}); pass overwrite=True to replace it") from None
         else:
             if stored == config and not overwrite:
-                return out
+                return True
             if stored != config and not overwrite:
                 raise ValueError(f"out={str(out)!r} exists with a different configuration; "
                                  f"differing keys: {'; '.join(_differences(stored, config))}. "
                                  f"Pass overwrite=True to replace it")
     if parts.exists():
         _check_parts(parts, out, config, overwrite)
-
     parts.mkdir(parents=True, exist_ok=True)
     _write_json(parts / "config.json", config)
     for stale in parts.glob("*.tmp"):
         stale.unlink()
-
-    n_chunks = -(-n // chunk_size)
-    paths = [parts / f"chunk_{k:06d}.h5" for k in range(n_chunks)]
-    counts = [min(chunk_size, n - k * chunk_size) for k in range(n_chunks)]
-    done = sum(count for path, count in zip(paths, counts) if path.exists())
-    with tqdm(total=n, initial=done, disable=not progress, unit="sample",
-              desc=f"{pde} {resolution}²") as bar:
-        for k, (path, count) in enumerate(zip(paths, counts)):
-            if path.exists():
-                continue
-            write_part(path, _solve_chunk(family, solve, config, k, count, device, bar))
-            done += count
-            if callback is not None:
-                callback(k, done)
-
-    x = np.linspace(0.0, 1.0, resolution)
-    attrs = {"pde": pde, "config": config, "seed": seed, "sciml_version": sciml.__version__,
-             "format_version": FORMAT_VERSION, "n_train": n - n_test, "n_test": n_test}
-    unconverged = merge_parts(paths, merged, attrs=attrs, grid={"x": x, "y": x})
-    os.replace(merged, out)
-    shutil.rmtree(parts)
-    if unconverged:
-        warnings.warn(f"{unconverged} of {n} samples in {str(out)!r} did not reach rtol={rtol} "
-                      f"with solver {solver!r}; they are flagged solver/converged = False",
-                      RuntimeWarning, stacklevel=2)
-    return out
+    return False
 
 
 def _check_parts(parts, out, config, overwrite):

@@ -6,7 +6,8 @@ One file per dataset (DESIGN.md, "Data on disk"), format version 1:
 name                   shape                       meaning
 =====================  ==========================  =========================================
 ``inputs``             (N, C_in, *grid)            model inputs (float32 or float64)
-``outputs``            (N, C_out, *grid)           PDE solutions (same dtype)
+``outputs``            (N, C_out, [T,] *grid)      PDE solutions (same dtype); a time-dependent
+                                                   family adds the time axis T
 ``grid/x``, ``grid/y``  (grid[0],), (grid[1],)      node coordinates, float64
 ``params/<name>``      (N, ...)                    per-sample parameters (e.g. ``grf``)
 ``solver/iterations``  (N,) int64                  Krylov iterations
@@ -14,6 +15,8 @@ name                   shape                       meaning
 ``solver/residual``    (N,) float64                true relative residual ‖b − Ax‖ / ‖b‖
 ``solver/converged``   (N,) bool                   residual met the tolerance
 ``solver/seconds``     (N,) float64                solve time (the only run-dependent field)
+``solver/fallback``    (N,) bool                   solved again by the fallback solver
+``solver/position``    (N,) int64                  place in the solve order (sorting)
 =====================  ==========================  =========================================
 
 Root attributes: ``pde``, ``config`` (JSON of the full generator configuration),
@@ -199,7 +202,9 @@ class H5Dataset(torch.utils.data.Dataset):
     dtype : torch.dtype
         Floating dtype of the returned tensors.
 
-    Items are dicts ``{"x": Tensor (C_in, *grid), "y": Tensor (C_out, *grid)}``.
+    Items are dicts ``{"x": Tensor (C_in, *grid), "y": Tensor (C_out, *grid)}``. The outputs
+    of a time-dependent family, ``(C, T, *grid)`` in the file, come with the time axis folded
+    into the channels, ``C_out = C · T`` (channel-major), as an operator predicts them.
     """
 
     def __init__(self, path, split="train", dtype=torch.float32):
@@ -219,15 +224,18 @@ class H5Dataset(torch.utils.data.Dataset):
                     raise ValueError(f"{str(self.path)!r} has no {name!r} dataset")
             in_shape, out_shape = f["inputs"].shape, f["outputs"].shape
         total = in_shape[0]
-        if len(in_shape) < 3 or out_shape[0] != total or out_shape[2:] != in_shape[2:]:
+        grid = in_shape[2:]
+        if len(in_shape) < 3 or out_shape[0] != total or out_shape[-len(grid):] != grid \
+                or len(out_shape) - len(in_shape) not in (0, 1):
             raise ValueError(f"{str(self.path)!r} has inconsistent shapes: inputs {in_shape}, "
                              f"outputs {out_shape}; expected (N, C_in, *grid) and "
-                             f"(N, C_out, *grid)")
+                             f"(N, C_out, *grid) or (N, C_out, T, *grid)")
         n_train, n_test = int(self._attrs["n_train"]), int(self._attrs["n_test"])
         if n_train < 0 or n_test < 0 or n_train + n_test != total:
             raise ValueError(f"{str(self.path)!r} has n_train={n_train}, n_test={n_test} but "
                              f"{total} samples")
-        self.in_channels, self.out_channels = in_shape[1], out_shape[1]
+        self.in_channels = in_shape[1]
+        self.out_channels = int(np.prod(out_shape[1:len(out_shape) - len(grid)]))
         self.grid_shape = tuple(in_shape[2:])
         self._start, self._stop = {"train": (0, n_train), "test": (n_train, total),
                                    "all": (0, total)}[split]
@@ -258,7 +266,8 @@ class H5Dataset(torch.utils.data.Dataset):
         row = self._start + int(index) % length
         f = self._handle()
         return {"x": torch.from_numpy(f["inputs"][row]).to(self.dtype),
-                "y": torch.from_numpy(f["outputs"][row]).to(self.dtype)}
+                "y": torch.from_numpy(f["outputs"][row]).to(self.dtype).reshape(
+                    self.out_channels, *self.grid_shape)}
 
     def close(self):
         """Close the file handle (it re-opens on the next item)."""

@@ -49,16 +49,22 @@ def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu
     return solver.to(device).eval(), config
 
 
-def _model_options(args) -> dict:
+def _key_values(items, flag: str) -> dict:
+    """``KEY=VALUE`` strings as a dict, each value parsed as JSON where it is JSON."""
     options = {}
-    for item in args.model_option or []:
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--model-option must look like KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} must look like KEY=VALUE, got {item!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
             options[key] = value
+    return options
+
+
+def _model_options(args) -> dict:
+    options = _key_values(args.model_option, "--model-option")
     if args.model in FNO_FAMILY:
         options.setdefault("n_modes", list(args.modes))
         options.setdefault("hidden_channels", args.width)
@@ -72,14 +78,19 @@ def cmd_generate(args) -> int:
 
     path = generate(args.pde, n=args.n, resolution=args.resolution, out=args.out, seed=args.seed,
                     n_test=args.n_test, solve_resolution=args.solve_resolution, chunk_size=args.chunk_size,
-                    dtype=args.dtype, device=args.device, overwrite=args.overwrite, progress=not args.quiet,
-                    **_pde_options(args))
+                    dtype=args.dtype, device=args.device, solver=args.solver, precond=args.precond,
+                    order=args.order, batch=args.batch, rtol=args.rtol, maxiter=args.maxiter,
+                    fallback=None if args.fallback == "none" else args.fallback, overwrite=args.overwrite,
+                    progress=not args.quiet, **_pde_options(args))
     print(f"wrote {path}")
     return 0
 
 
 def _pde_options(args) -> dict:
-    return {"coefficient": args.coefficient} if args.coefficient else {}
+    options = _key_values(args.pde_option, "--pde-option")
+    if args.coefficient:
+        options["coefficient"] = args.coefficient
+    return options
 
 
 def cmd_train(args) -> int:
@@ -227,7 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--chunk-size", type=_positive_int, default=32, help="samples per resumable chunk")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="stored precision")
-    g.add_argument("--device", default="cpu", help="where coefficients are sampled and systems assembled")
+    g.add_argument("--pde-option", action="append", metavar="KEY=VALUE",
+                   help="option of the PDE family (repeatable; VALUE parsed as JSON where it is JSON)")
+    g.add_argument("--device", default="cpu", help="where parameters are sampled and systems assembled and solved")
+    g.add_argument("--solver", default="auto",
+                   help="auto (fastest measured for the family and device), skr (greedy order + GCRO-DR), "
+                        "gcrodr, gmresdr, gmres, cg, amg or direct")
+    g.add_argument("--precond", default="auto", help="auto, none, jacobi, chebyshev, mg, amg or ilu")
+    g.add_argument("--order", default="auto", help="solve order within a chunk: auto, greedy (SKR) or identity")
+    g.add_argument("--batch", type=_positive_int, default=None,
+                   help="systems solved at once by the batched solvers (default 64 on a GPU, else 1)")
+    g.add_argument("--rtol", type=_positive_float, default=1e-8, help="relative tolerance of the true residual")
+    g.add_argument("--maxiter", type=_positive_int, default=None, help="iteration cap of the iterative solvers")
+    g.add_argument("--fallback", default="direct", help="solver retried when a solve misses rtol, or none")
     g.add_argument("--overwrite", action="store_true", help="replace an existing file of another configuration")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)

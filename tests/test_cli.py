@@ -20,9 +20,12 @@ def test_every_command_has_help():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["generate", "heat", "--out", "x.h5"], "unknown PDE 'heat'"),
+    (["generate", "navier", "--out", "x.h5"], "unknown PDE 'navier'"),
     (["generate", "darcy", "--out", "x.h5", "--n", "10", "--n-test", "10"], "n_test"),
     (["generate", "darcy", "--out", "x.h5", "--resolution", "2"], "resolution"),
+    (["generate", "darcy", "--out", "x.h5", "--solver", "magic"], "unknown linear solver 'magic'"),
+    (["generate", "darcy", "--out", "x.h5", "--pde-option", "k0"], "--pde-option must look like KEY=VALUE"),
+    (["generate", "helmholtz", "--out", "x.h5", "--pde-option", "k0=-1"], "k0"),
     (["train", "--data", "missing.h5"], "missing.h5"),
     (["evaluate", "--run", ".", "--data", "missing.h5"], "not a sciml run folder"),
 ])
@@ -65,3 +68,17 @@ def test_generate_train_evaluate_end_to_end(tmp_path, capsys):
     broken.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     code, _, err = run(capsys, "evaluate", "--run", str(out_dir), "--data", str(broken))
     assert code == 2 and "broken.h5" in err
+
+
+def test_generate_with_a_forced_solver_records_it(tmp_path, capsys):
+    import h5py
+
+    data = tmp_path / "h.h5"
+    code, out, _ = run(capsys, "generate", "helmholtz", "--out", str(data), "--n", "4", "--resolution", "17",
+                       "--solver", "skr", "--pde-option", "k0=12", "--chunk-size", "4", "--quiet")
+    assert code == 0 and str(data) in out
+    with h5py.File(data, "r") as f:
+        config = json.loads(f.attrs["config"])
+        assert (config["solver"], config["order"], config["pde_options"]["k0"]) == ("gcrodr", "greedy", 12.0)
+        assert "SKR" in f.attrs["method"] and f["solver/converged"][()].all()
+        assert sorted(f["solver/position"][()]) == [0, 1, 2, 3]

@@ -76,12 +76,12 @@ def test_sigkill_midway_resumes_to_the_uninterrupted_file(reference, tmp_path):
     # The child slows each solve so the kill lands inside chunk 2 (of 0, 1, 2).
     script = textwrap.dedent(f"""
         import sys, time
-        from sciml.datasets import generate, linsolve
-        direct = linsolve.LINEAR_SOLVERS["direct"]
-        def slow(A, b, **kw):
-            time.sleep(0.1)
-            return direct(A, b, **kw)
-        linsolve.LINEAR_SOLVERS["direct"] = slow
+        from sciml.datasets import Darcy, generate
+        solve = Darcy.solve
+        def slow(self, params, linear_solve):
+            time.sleep(0.1 * len(params["grf"]))
+            return solve(self, params, linear_solve)
+        Darcy.solve = slow
         generate("darcy", out={str(out)!r}, seed=3, n=12, resolution=17, chunk_size=4,
                  progress=False, callback=lambda k, done: print(k, done, flush=True))
     """)
@@ -147,7 +147,7 @@ def test_overwrite_replaces_a_different_file(tmp_path):
 
 
 @pytest.mark.parametrize("options, error, words", [
-    (dict(pde="heat"), ValueError, "unknown PDE 'heat'"),
+    (dict(pde="navier"), ValueError, "unknown PDE 'navier'"),
     (dict(n=1), ValueError, "n must be >= 2, got 1"),
     (dict(n_test=12), ValueError, "n_test must be < n=12"),
     (dict(resolution=2), ValueError, "resolution must be >= 3"),

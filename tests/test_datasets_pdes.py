@@ -43,7 +43,7 @@ def test_darcy_converges_at_second_order():
 
 
 def _reference_matrix(a):
-    """Loop-by-loop five-point flux-form matrix, eq. (2)–(3) of pdes.py, written naively."""
+    """Loop-by-loop five-point flux-form matrix, eq. (2)–(3) of darcy.py, written naively."""
     n = a.shape[0]
     m = n - 2
     h2 = 1 / (n - 1) ** 2
@@ -176,9 +176,10 @@ def test_direct_solver_reports_true_residual_and_failure():
     (lambda: Darcy().assemble(np.ones((5, 5))), TypeError, "ndarray"),
     (lambda: Darcy(coefficient="uniform"), ValueError, "'uniform'"),
     (lambda: Darcy(a_low=0.0), ValueError, "a_low"),
-    (lambda: get_pde("foo"), ValueError, "unknown PDE 'foo'; expected one of: darcy"),
+    (lambda: get_pde("foo"), ValueError,
+     "unknown PDE 'foo'; expected one of: convection_diffusion, darcy, heat, helmholtz, poisson"),
     (lambda: get_pde("darcy", viscosity=1.0), ValueError, "viscosity"),
-    (lambda: get_linear_solver("gmres"), ValueError, "'gmres'"),
+    (lambda: get_linear_solver("not_a_solver"), ValueError, "'not_a_solver'"),
     (lambda: grf(0, 8), ValueError, "n_samples must be >= 1, got 0"),
     (lambda: grf(2, 8, tau=-1.0), ValueError, "tau"),
     (lambda: grf(2, 8.0), TypeError, "resolution"),

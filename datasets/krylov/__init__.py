@@ -1,0 +1,47 @@
+"""Krylov solvers and preconditioners in torch, on the device and dtype of their inputs.
+
+Solvers share scipy's signature ``solver(A, b, *, x0=None, rtol=1e-5, atol=0.0,
+maxiter=None, M=None, callback=None, **options) -> SolveResult``; ``A`` is a torch sparse
+CSR or dense tensor or a callable ``v -> A v``, ``M`` a callable ``v -> M⁻¹ v`` applied on
+the right for the GMRES family. They are registered by name in
+:data:`sciml.datasets.LINEAR_SOLVERS`.
+
+Preconditioners are built once and applied many times: :data:`PRECONDITIONERS` maps a name
+to ``build(A, *, grid_shape=None, **options) -> callable v -> M⁻¹ v`` (``"none"`` builds
+``None``, which every solver reads as the identity). Jacobi, Chebyshev and multigrid run on
+the device of ``A``; pyamg's AMG, ILU and a reusable sparse LU (``"lu"``, for families whose
+matrix never changes) run on the CPU and refuse CUDA tensors.
+
+Blocks of systems are solved at once by :func:`cg_batched` and :func:`gmres_batched` (the
+matrices stacked by :func:`block_diagonal`; ``multigrid(stack, grid_shape=(s, ny, nx))``
+preconditions such a stack).
+
+>>> from sciml.datasets.krylov import gcro_dr, PRECONDITIONERS
+>>> M = PRECONDITIONERS["mg"](A, grid_shape=(48, 48))                 # doctest: +SKIP
+>>> first = gcro_dr(A1, b1, rtol=1e-8, M=M)                           # doctest: +SKIP
+>>> second = gcro_dr(A2, b2, rtol=1e-8, recycle=first.recycle)       # doctest: +SKIP
+"""
+from .amg import amg, amg_cg
+from .batched import block_diagonal, cg_batched, gmres_batched
+from .cg import cg
+from .chebyshev import chebyshev
+from .gcro_dr import RecycleSpace, gcro_dr
+from .gmres import gmres
+from .gmres_dr import gmres_dr
+from .ilu import ilu
+from .jacobi import jacobi
+from .lu import lu
+from .multigrid import multigrid
+
+
+def _no_preconditioner(A, *, grid_shape=None):
+    """The identity: ``None``, which the solvers skip."""
+    return None
+
+
+PRECONDITIONERS = {"none": _no_preconditioner, "jacobi": jacobi, "chebyshev": chebyshev,
+                   "mg": multigrid, "amg": amg, "ilu": ilu, "lu": lu}
+
+__all__ = ["gmres", "gmres_dr", "gcro_dr", "RecycleSpace", "cg", "amg_cg", "cg_batched",
+           "gmres_batched", "block_diagonal", "jacobi", "chebyshev", "multigrid", "amg", "ilu",
+           "lu", "PRECONDITIONERS"]
