@@ -3,17 +3,28 @@
 Orthogonalized methods for hidden weight matrices (each with AdamW groups for the rest of a
 model): :class:`Muon`, :class:`NorMuon`, :class:`ROOT`, :class:`AuON`, :class:`HybridAuON`;
 their shared Newton–Schulz iteration is :func:`newton_schulz`. Projected methods for
-scale-invariant weights: :class:`AdamP`, :class:`SGDP`. All are registered by lower-case name
-in :data:`OPTIMIZERS` (``"hybrid_auon"`` for Hybrid-AuON).
+scale-invariant weights: :class:`AdamP`, :class:`SGDP`. Second-order methods: :class:`Sophia`
+(``estimator="hutchinson"`` for Sophia-H, ``"gnb"`` for Sophia-G), :class:`AdaHessian`,
+:class:`MFAC`, :class:`MKOR` (built from the model, whose layers it hooks; ``hybrid=True`` for
+MKOR-H) and :class:`DCTLowRank`; the Hutchinson estimator they share is
+:func:`hessian_diagonal`. All are registered by lower-case name in :data:`OPTIMIZERS`
+(``"hybrid_auon"`` for Hybrid-AuON, ``"dct_lowrank"`` for the DCT low-rank method).
 
 The Trainer learns what an optimizer's ``step`` needs from one declaration, never from its
 class name: an optimizer (class or instance) may carry ``step_requires``, a set of
 
 - ``"closure"``: ``step(closure)`` re-evaluates the loss itself (L-BFGS, line searches);
 - ``"create_graph"``: the backward pass must keep its graph, so ``step`` can take
-  Hessian-vector products (AdaHessian, Sophia-H).
+  Hessian-vector products (AdaHessian, Sophia-H);
+- ``"sampled_loss"``: ``step(sampled_grad=f)`` with ``f(generator, params)`` returning the
+  gradients, for ``params``, of the loss with labels drawn from the model's predictive
+  distribution (:meth:`sciml.Solver.sampled_loss`; Sophia-G);
+- ``"loss"``: ``step(loss=value)`` with this step's loss (MKOR-H watches it to switch).
 
-An optimizer with no declaration gets a plain gradient.
+An optimizer with no declaration gets a plain gradient. The declaration is read before every
+step, so it may change: Sophia and AdaHessian ask for the graph only on the steps that refresh
+their Hessian estimate. Layer activations need no declaration: an optimizer that wants them
+(MKOR) is built from the model and hooks its layers.
 """
 from __future__ import annotations
 
@@ -22,19 +33,26 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .adahessian import AdaHessian
 from .adamp import SGDP, AdamP
 from .auon import AuON, HybridAuON
+from .dct_lowrank import DCTLowRank
+from .hutchinson import hessian_diagonal
+from .mfac import MFAC
+from .mkor import MKOR
 from .muon import Muon
 from .newton_schulz import newton_schulz
 from .normuon import NorMuon
 from .orthogonalized import OrthogonalizedOptimizer
 from .root import ROOT
+from .sophia import Sophia
 
 __all__ = ["OPTIMIZERS", "ORTHOGONALIZED", "DEFAULT_EXCLUDE", "build_optimizer", "step_requires",
            "is_hidden_matrix", "Muon", "NorMuon", "ROOT", "AuON", "HybridAuON", "AdamP", "SGDP",
-           "OrthogonalizedOptimizer", "newton_schulz"]
+           "OrthogonalizedOptimizer", "newton_schulz", "Sophia", "AdaHessian", "MFAC", "MKOR", "DCTLowRank",
+           "hessian_diagonal", "SECOND_ORDER"]
 
-_KNOWN_REQUIREMENTS = frozenset({"closure", "create_graph"})
+_KNOWN_REQUIREMENTS = frozenset({"closure", "create_graph", "sampled_loss", "loss"})
 
 
 def _lbfgs(params, lr, weight_decay=0.0, **options):
@@ -61,7 +79,15 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     **ORTHOGONALIZED,
     "adamp": AdamP,
     "sgdp": SGDP,
+    "sophia": Sophia,
+    "adahessian": AdaHessian,
+    "mfac": MFAC,
+    "mkor": MKOR,
+    "dct_lowrank": DCTLowRank,
 }
+
+#: the second-order methods (``"sophia"`` takes ``estimator="hutchinson"`` or ``"gnb"``)
+SECOND_ORDER: tuple[str, ...] = ("sophia", "adahessian", "mfac", "mkor", "dct_lowrank")
 
 #: name fragments of layers kept under AdamW: a network's input and output maps (an FNO's
 #: lifting and projection, embeddings, output heads) are not hidden layers
@@ -150,6 +176,8 @@ def build_optimizer(name: str, model: nn.Module | Iterable[nn.Parameter], lr: fl
     ``"match_rms_adamw"`` here (pass ``adjust_lr_fn="original"`` for Muon's own scale), and
     ``complex_mode`` (``"per_mode"`` or ``"flatten"``) chooses how FNO spectral weights are
     orthogonalized. ``hidden``, ``exclude`` and ``adamw_lr`` apply to those methods only.
+
+    ``"mkor"`` needs ``model`` to be an ``nn.Module``: it hooks its Linear and 1×1 conv layers.
     """
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}")
@@ -165,6 +193,10 @@ def build_optimizer(name: str, model: nn.Module | Iterable[nn.Parameter], lr: fl
     if hidden is not None or adamw_lr is not None or tuple(exclude) != DEFAULT_EXCLUDE:
         raise ValueError(f"hidden, exclude and adamw_lr apply to the orthogonalized optimizers "
                          f"({', '.join(ORTHOGONALIZED)}), not to {name!r}")
+    if factory is MKOR:  # built from the model: it hooks the model's layers
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"mkor is built from an nn.Module (it hooks its layers), got {type(model).__name__}")
+        return MKOR(model, lr=lr, params=_groups(model, weight_decay), **options)
     if factory is _lbfgs:  # one group: L-BFGS does not support several
         params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
         return factory(params, lr=lr, weight_decay=weight_decay, **options)

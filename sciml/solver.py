@@ -28,7 +28,9 @@ class Solver(nn.Module):
     - ``prepare(dataset)``: called once by the Trainer before the first epoch of a fresh run,
       with the training dataset (e.g. to fit normalisation statistics, which must then live in
       buffers so that checkpoints carry them);
-    - ``supports_bf16``: ``False`` where bf16 autocast would be wrong for the model.
+    - ``supports_bf16``: ``False`` where bf16 autocast would be wrong for the model;
+    - ``sampled_loss(batch, generator) -> Tensor``: the loss with labels drawn from the model's
+      predictive distribution, for Gauss–Newton curvature estimates (Sophia-G).
 
     ``forward(batch)`` is the loss, so that DistributedDataParallel and ``torch.compile`` wrap
     the whole training objective.
@@ -45,6 +47,19 @@ class Solver(nn.Module):
     def evaluate(self, batch: Any) -> dict[str, Tensor]:
         """Metrics on one batch; by default only the loss."""
         return {"loss": self.loss(batch).detach()}
+
+    def sampled_loss(self, batch: Any, generator: torch.Generator) -> Tensor:
+        """A scalar whose gradient ĝ has E[ĝ ĝᵀ] = the Gauss–Newton matrix of ``loss(batch)``.
+
+        The Gauss–Newton–Bartlett construction (Liu et al. 2023, "Sophia", Algorithm 2): with
+        the loss a function ℓ of the model's outputs f, draw labels from the predictive
+        distribution whose negative log-likelihood has ∇²_f ℓ as its Fisher matrix (for a
+        squared error, a Gaussian around the prediction) and differentiate the loss on them;
+        equivalently ĝ = Jᵀs with s ~ N(0, ∇²_f ℓ). Random draws come from ``generator``.
+        Needed only by optimizers that declare ``"sampled_loss"``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement sampled_loss(batch, generator), which "
+                                  "Gauss-Newton curvature estimates (Sophia-G) need")
 
     def prepare(self, dataset: Iterable) -> None:
         """Hook run once before training on a fresh run; nothing by default."""

@@ -127,7 +127,8 @@ class Trainer:
     solver : the Solver to train (its ``loss(batch)`` is minimised).
     optimizer : a name from :data:`sciml.optim.OPTIMIZERS` (e.g. ``"adamw"``), or a callable
         ``params -> torch.optim.Optimizer``. An optimizer's ``step_requires`` declaration
-        (see :mod:`sciml.optim`) decides whether the step passes a closure or keeps the graph.
+        (see :mod:`sciml.optim`), read before every step, decides whether the step passes a
+        closure, keeps the graph, passes the gradient of ``solver.sampled_loss`` or the loss.
     lr, weight_decay : learning rate and decoupled weight decay for a named optimizer.
     optimizer_options : extra keyword arguments for a named optimizer.
     epochs : total number of epochs; a resumed run continues up to this number.
@@ -297,10 +298,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- the step
     def _step(self, objective: nn.Module, batch: Any, params: list[torch.Tensor]) -> tuple[float, bool]:
-        """One optimisation step; returns (loss, taken). A non-finite step is skipped."""
+        """One optimisation step; returns (loss, taken). A non-finite step is skipped.
+
+        The optimizer's ``step_requires`` is read before every step (it may change between
+        steps, e.g. a Hessian estimate refreshed every k steps needs the graph only then).
+        """
+        from sciml.optim import step_requires
+
         opt = self.optimizer
+        requires = step_requires(opt)
         opt.zero_grad(set_to_none=True)
-        if "closure" in self._requires:
+        if "closure" in requires:
             def closure():
                 opt.zero_grad(set_to_none=True)
                 with self._autocast():
@@ -314,7 +322,7 @@ class Trainer:
 
         with self._autocast():
             loss = objective(batch)
-        if "create_graph" in self._requires:
+        if "create_graph" in requires:
             with warnings.catch_warnings():  # the grad/parameter cycle it warns of is cut after the step
                 warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
                 loss.backward(create_graph=True)
@@ -326,10 +334,27 @@ class Trainer:
         flag = torch.tensor([float(torch.isfinite(loss.detach()) & torch.isfinite(norm))], device=self.device)
         ok = bool(distributed.all_reduce_sum(flag, self.dist).item() == self.dist.world_size)
         if ok:
-            opt.step()
-        if not ok or "create_graph" in self._requires:
+            extra = {}
+            if "sampled_loss" in requires:
+                extra["sampled_grad"] = lambda generator, wanted: self._sampled_grad(batch, generator, wanted)
+            if "loss" in requires:
+                extra["loss"] = loss.detach()
+            opt.step(**extra)
+        if not ok or "create_graph" in requires:
             opt.zero_grad(set_to_none=True)
         return float(loss.detach()), ok
+
+    def _sampled_grad(self, batch: Any, generator: torch.Generator,
+                      params: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Gradients of ``solver.sampled_loss(batch, generator)`` for ``params``, averaged over ranks."""
+        with self._autocast():
+            sampled = self.solver.sampled_loss(batch, generator)
+        grads = list(torch.autograd.grad(sampled, list(params), allow_unused=True))
+        if self.dist.enabled:  # every rank must see the same curvature estimate
+            for i, (p, g) in enumerate(zip(params, grads)):
+                g = torch.zeros_like(p) if g is None else g
+                grads[i] = distributed.all_reduce_sum(g, self.dist) / self.dist.world_size
+        return grads
 
     @torch.no_grad()
     def evaluate(self, data: Dataset | DataLoader) -> dict[str, float]:
@@ -400,9 +425,6 @@ class Trainer:
         train_loader = self._loader(train, train=True)
         val_loader = self._loader(val, train=False) if val is not None else None
         self.optimizer = self._make_optimizer()
-        from sciml.optim import step_requires
-
-        self._requires = step_requires(self.optimizer)
         self.scheduler = self._make_scheduler(self.optimizer)
 
         start, best = 0, math.inf

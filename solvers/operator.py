@@ -8,6 +8,7 @@ they are saved and restored with the model.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 import torch
@@ -115,6 +116,31 @@ class OperatorSolver(Solver):
         x, y = _pair(batch)
         self._check_channels(x, y)
         return self.loss_fn(self._predict(x).float(), y.float())
+
+    def sampled_loss(self, batch: Any, generator: torch.Generator) -> Tensor:
+        """Sophia-G's sampled loss (see :meth:`sciml.Solver.sampled_loss`): ⟨f, s⟩ with s ~ N(0, ∇²_f ℓ).
+
+        For ``"mse"``, ∇²_f ℓ = 2/N·I over the N numbers of the batch: labels ŷ ~ N(f, N/2·I)
+        around the prediction. For ``"l2"`` (the mean over the batch of ‖e_b‖/‖y_b‖, e = f − y),
+        ∇²_f ℓ is (I − ê_b ê_bᵀ)/(B ‖e_b‖ ‖y_b‖) per sample: s is a standard normal draw with its
+        component along the error removed and scaled accordingly. Other losses raise.
+        """
+        if self.loss_fn not in (mse, relative_l2):
+            raise NotImplementedError("sampled_loss (Sophia-G) is implemented for the 'l2' and 'mse' losses, "
+                                      f"not for {self.loss_fn!r}")
+        x, y = _pair(batch)
+        self._check_channels(x, y)
+        pred, y = self._predict(x).float(), y.float()
+        xi = torch.randn(pred.shape, generator=generator, dtype=pred.dtype).to(pred.device)
+        if self.loss_fn is mse:
+            s = xi * math.sqrt(2.0 / pred.numel())
+        else:
+            e, z = (pred.detach() - y).flatten(1), xi.flatten(1)
+            e_norm = e.norm(dim=1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+            u = e / e_norm
+            z = z - u * (u * z).sum(1, keepdim=True)  # (I − ê êᵀ) ξ
+            s = z / (pred.shape[0] * e_norm * y.flatten(1).norm(dim=1, keepdim=True)).sqrt()
+        return (pred * s.view_as(pred)).sum()
 
     @torch.no_grad()
     def evaluate(self, batch: Any) -> dict[str, Tensor]:

@@ -420,39 +420,56 @@ class PINNSolver(Solver):
             raise ValueError(f"{name} must have shape {want} with dim={dim}, got {tuple(points.shape)}")
         return points.reshape(-1, *tail)
 
-    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The unweighted loss terms on one batch of point sets (Raissi et al. 2019, eq. 4–6)."""
+    def residuals(self, batch: dict[str, Tensor]) -> dict[str, list[Tensor]]:
+        """Per term, the vectors whose mean squares add up to it (Raissi et al. 2019, eq. 4–6)."""
         if not isinstance(batch, dict) or "interior" not in batch:
             raise ValueError(f"a PINN batch is a dict with at least 'interior' points (a Collocation item), "
                              f"got {type(batch).__name__}")
         p = self.problem
-        out = {"residual": self.residual(batch["interior"]).pow(2).mean()}  # MSE_f, eq. 5
+        out = {"residual": [self.residual(batch["interior"])]}  # MSE_f, eq. 5
         if "boundary" in self.terms:
             if p.boundary == "periodic":
                 pairs = self._check_points(batch.get("periodic"), "batch['periodic']", pairs=True)
                 out["boundary"] = self._periodic(pairs)
             else:
                 pts = self._check_points(batch.get("boundary"), "batch['boundary']").to(self.dtype)
-                out["boundary"] = (self.u(pts) - p.boundary(pts)).pow(2).mean()  # MSE_u, eq. 4
+                out["boundary"] = [self.u(pts) - p.boundary(pts)]  # MSE_u, eq. 4
         if "initial" in self.terms:
             pts = self._check_points(batch.get("initial"), "batch['initial']")
             if p.initial_rate is None:
                 pts = pts.to(self.dtype)
-                out["initial"] = (self.u(pts) - p.initial(pts)).pow(2).mean()
+                out["initial"] = [self.u(pts) - p.initial(pts)]
             else:
                 d = self.derivatives(pts)
-                out["initial"] = ((d.u - p.initial(d.points)).pow(2).mean()
-                                  + (d["t"] - p.initial_rate(d.points)).pow(2).mean())
+                out["initial"] = [d.u - p.initial(d.points), d["t"] - p.initial_rate(d.points)]
         return out
 
-    def _periodic(self, pairs: Tensor) -> Tensor:
+    def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The unweighted loss terms on one batch of point sets (Raissi et al. 2019, eq. 4–6)."""
+        return {k: sum(r.pow(2).mean() for r in rs) for k, rs in self.residuals(batch).items()}
+
+    def _periodic(self, pairs: Tensor) -> list[Tensor]:
         lo, hi = pairs[:, 0], pairs[:, 1]
         if not self.problem.periodic_derivatives:
-            return (self.u(lo.to(self.dtype)) - self.u(hi.to(self.dtype))).pow(2).mean()
+            return [self.u(lo.to(self.dtype)) - self.u(hi.to(self.dtype))]
         dlo, dhi = self.derivatives(lo), self.derivatives(hi)
         normal = (hi != lo)[:, : self.problem.domain.space_dim].to(self.dtype)  # which face each pair is on
         grad_gap = ((dlo.grad - dhi.grad)[:, : self.problem.domain.space_dim] * normal).sum(1)
-        return (dlo.u - dhi.u).pow(2).mean() + grad_gap.pow(2).mean()
+        return [dlo.u - dhi.u, grad_gap]
+
+    def sampled_loss(self, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+        """Sophia-G's sampled loss (see :meth:`sciml.Solver.sampled_loss`): Σ ⟨r, s⟩, s ~ N(0, 2w/n·I).
+
+        Every term w·mean(r²) of the loss is the negative log-likelihood of zero "labels" under a
+        Gaussian around the residuals r (n of them), whose Fisher matrix in r is 2w/n·I; the
+        draws s make E[ĝĝᵀ] = Σ (2w/n) JᵀJ, the Gauss–Newton matrix of the loss.
+        """
+        total = 0.0
+        for k, rs in self.residuals(batch).items():
+            for r in rs:
+                xi = torch.randn(r.shape, generator=generator, dtype=r.dtype).to(r.device)
+                total = total + (r * xi).sum() * math.sqrt(2.0 * self.weights[k] / r.numel())
+        return total
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         terms = self.loss_terms(batch)

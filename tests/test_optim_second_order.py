@@ -1,0 +1,508 @@
+"""Second-order optimizers: Hutchinson's estimate, M-FAC's IHVP, MKOR's factors, convergence,
+state_dict round trips, and training an FNO and a PINN through the Trainer."""
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sciml import Trainer
+from sciml.operators import FNO
+from sciml.optim import MFAC, MKOR, AdaHessian, DCTLowRank, Sophia, build_optimizer, hessian_diagonal, step_requires
+from sciml.optim.dct_lowrank import dct_matrix
+from sciml.optim.mfac import SlidingWindowIHVP
+from sciml.solvers.neural_ode import NeuralODESolver
+from sciml.solvers.operator import OperatorSolver
+from sciml.solvers.pinn import PINNSolver
+from sciml.solvers.pinn_problems import reaction
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---------------------------------------------------------------- Hutchinson
+class _Spectral(nn.Module):
+    """Linear → FFT with a complex weight on 3 modes → tanh → Linear: real and complex parameters."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.lin = nn.Parameter(torch.randn(8, 3, generator=g, dtype=torch.float64) / 2)
+        self.spec = nn.Parameter(torch.randn(3, dtype=torch.complex128, generator=g))
+        self.out = nn.Parameter(torch.randn(8, generator=g, dtype=torch.float64) / 3)
+
+    def forward(self, x):  # x (n, 3) -> (n,)
+        h = x @ self.lin.T  # (n, 8)
+        z = torch.fft.rfft(h)[:, :3] * self.spec
+        return torch.tanh(torch.fft.irfft(z, n=8)) @ self.out
+
+
+def _flat_loss(model, x, y):
+    """The loss as a function of all parameters flattened to one real vector (complex as pairs)."""
+    shapes = [(n, p.shape, p.is_complex()) for n, p in model.named_parameters()]
+
+    def f(theta):
+        params, i = {}, 0
+        for name, shape, cplx in shapes:
+            n = math.prod(shape) * (2 if cplx else 1)
+            chunk = theta[i: i + n]
+            params[name] = torch.view_as_complex(chunk.reshape(*shape, 2)) if cplx else chunk.reshape(shape)
+            i += n
+        return (torch.func.functional_call(model, params, (x,)) - y).pow(2).mean()
+
+    theta = torch.cat([torch.view_as_real(p).reshape(-1) if p.is_complex() else p.reshape(-1)
+                       for p in model.parameters()]).detach()
+    return f, theta
+
+
+def test_hutchinson_converges_to_the_exact_diagonal_through_complex_spectral_weights():
+    model = _Spectral()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 3, generator=g, dtype=torch.float64), torch.randn(32, generator=g, dtype=torch.float64)
+    f, theta = _flat_loss(model, x, y)
+    hessian = torch.func.hessian(f)(theta)
+    exact = hessian.diagonal()
+    # with Rademacher probes, E‖estimate − diag H‖² = Σ_{i≠j} H_ij² / probes
+    spread = float((hessian.square().sum() - exact.square().sum()).sqrt() / exact.norm())
+    params, errors = list(model.parameters()), []
+    for probes in (8, 64, 512):
+        grads = torch.autograd.grad((model(x) - y).pow(2).mean(), params, create_graph=True)
+        est = hessian_diagonal(params, grads, torch.Generator().manual_seed(2), probes)
+        error = float((torch.cat([e.reshape(-1) for e in est]) - exact).norm() / exact.norm())
+        assert 0.5 < error / (spread / math.sqrt(probes)) < 2.0, (probes, error)
+        errors.append(error)
+    assert errors[2] < errors[0] / 4  # 8× expected from 64× more probes
+
+
+@pytest.mark.cuda
+def test_hutchinson_probes_and_estimate_are_the_same_on_cuda():
+    out = []
+    for device in ("cpu", "cuda"):
+        model = _Spectral().to(device)
+        g = torch.Generator().manual_seed(1)
+        x, y = (torch.randn(32, 3, generator=g, dtype=torch.float64).to(device),
+                torch.randn(32, generator=g, dtype=torch.float64).to(device))
+        params = list(model.parameters())
+        grads = torch.autograd.grad((model(x) - y).pow(2).mean(), params, create_graph=True)
+        est = hessian_diagonal(params, grads, torch.Generator().manual_seed(2), 8)
+        out.append(torch.cat([e.reshape(-1) for e in est]).cpu())
+    assert torch.allclose(out[0], out[1], rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- M-FAC
+@pytest.mark.parametrize("d, m, damp", [(40, 6, 1e-2), (16, 32, 1.0)])
+def test_mfac_ihvp_equals_the_dense_inverse_to_1e_10_in_float64(d, m, damp):
+    # second case: a window longer than the gradient (m > d), where G Gᵀ is singular
+    g = torch.Generator().manual_seed(0)
+    window = SlidingWindowIHVP(d, m, damp, dtype=torch.float64)
+    history = []
+    for step in range(1, 2 * m + 4):  # wraps around the ring twice: exact refreshes at m and 2m, Woodbury (3) between
+        grad = torch.randn(d, generator=g, dtype=torch.float64) * (1 + step % 3)
+        window.add(grad)
+        history.append(grad)
+        G = torch.stack(history[-m:])
+        dense = damp * torch.eye(d, dtype=torch.float64) + G.T @ G / m
+        x = torch.randn(d, generator=g, dtype=torch.float64)
+        expected = torch.linalg.solve(dense, x)
+        assert (window.ihvp(x) - expected).norm() / expected.norm() < 1e-10, step
+
+
+@pytest.mark.cuda
+def test_mfac_ihvp_on_cuda_matches_cpu():
+    d, m = 1000, 16
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(d, generator=g, dtype=torch.float64) for _ in range(20)]
+    x = torch.randn(d, generator=g, dtype=torch.float64)
+    out = []
+    for device in ("cpu", "cuda"):
+        window = SlidingWindowIHVP(d, m, 1e-3, dtype=torch.float64, device=device)
+        for grad in grads:
+            window.add(grad.to(device))
+        out.append(window.ihvp(x.to(device)).cpu())
+    assert (out[0] - out[1]).norm() / out[0].norm() < 1e-10
+
+
+# ---------------------------------------------------------------- MKOR
+def test_mkor_sherman_morrison_factors_equal_the_explicit_inverses():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    gamma = 0.8
+    opt = MKOR(model, lr=1e-3, stat_decay=gamma, inv_freq=1)
+    first = model[0]
+    a_terms, g_terms = [], []
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        x = torch.randn(16, 5, generator=g, dtype=torch.float64)
+        y = torch.randn(16, 3, generator=g, dtype=torch.float64)
+        opt.zero_grad()
+        h = first(x)
+        h.retain_grad()
+        ((model[2](torch.tanh(h)) - y) ** 2).mean().backward()
+        a_terms.append(torch.cat([x, torch.ones(16, 1, dtype=torch.float64)], 1).mean(0))  # ā with the bias' 1
+        g_terms.append(h.grad.sum(0))  # ḡ: output gradients summed over the rows
+        opt.step()
+    state = opt.state[first.weight]
+    for key, terms in (("right_inverse", a_terms), ("left_inverse", g_terms)):
+        n = terms[0].numel()
+        J = torch.eye(n, dtype=torch.float64)
+        for v in terms:
+            J = gamma * J + (1 - gamma) * torch.outer(v, v)  # (1)
+        assert (state[key] - torch.linalg.inv(J)).abs().max() < 1e-10 * torch.linalg.inv(J).abs().max(), key
+
+
+# ---------------------------------------------------------------- Sophia-G's sampled losses
+def _monte_carlo_outer(sampled, params, draws):
+    """E[ĝĝᵀ] over ``draws`` gradients of ``sampled(generator)``."""
+    gen, total = torch.Generator().manual_seed(0), 0.0
+    for _ in range(draws):
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(sampled(gen), params)])
+        total = total + torch.outer(g, g)
+    return total / draws
+
+
+@pytest.mark.parametrize("loss", ["mse", "l2"])
+def test_operator_sampled_loss_gives_the_gauss_newton_matrix_in_expectation(loss):
+    torch.manual_seed(0)
+    solver = OperatorSolver(nn.Conv2d(2, 1, 1).double(), loss=loss, normalize=False, in_channels=2, out_channels=1)
+    g = torch.Generator().manual_seed(1)
+    # a 2 × 2 grid: for "l2" the error direction removed from each sample's 4 outputs changes the
+    # Gauss–Newton matrix by about 30%, well above the Monte-Carlo error
+    x, y = torch.randn(3, 2, 2, 2, generator=g, dtype=torch.float64), torch.randn(3, 1, 2, 2, generator=g,
+                                                                                 dtype=torch.float64)
+    params = list(solver.parameters())
+    pred = solver.operator(x)
+    jac = torch.cat([j.reshape(pred.numel(), -1) for j in torch.autograd.functional.jacobian(
+        lambda w, b: torch.nn.functional.conv2d(x, w, b), tuple(params))], dim=1)  # (outputs, parameters)
+    out_hessian = torch.func.hessian(lambda f: solver.loss_fn(f.reshape(pred.shape), y))(pred.detach().reshape(-1))
+    exact = jac.T @ out_hessian @ jac  # Gauss–Newton: Jᵀ ∇²_f ℓ J
+    estimate = _monte_carlo_outer(lambda gen: solver.sampled_loss((x, y), gen), params, 4000)
+    assert (estimate - exact).norm() / exact.norm() < 0.08  # Monte-Carlo error ≈ 0.02 with 4000 draws
+
+
+def test_pinn_sampled_loss_gives_the_gauss_newton_matrix_in_expectation():
+    solver = PINNSolver(reaction(), hidden=(3,), dtype=torch.float64, weights={"residual": 2.0})
+    batch = solver.collocation(6, 3)[0]
+    params = list(solver.parameters())
+    exact = 0.0
+    for term, rs in solver.residuals(batch).items():
+        for r in rs:  # loss w·mean(r²): Gauss–Newton (2w/n) Σ ∇r_i ∇r_iᵀ
+            for i in range(r.numel()):
+                grad = torch.cat([x.reshape(-1) for x in torch.autograd.grad(r[i], params, retain_graph=True)])
+                exact = exact + 2 * solver.weights[term] / r.numel() * torch.outer(grad, grad)
+    estimate = _monte_carlo_outer(lambda gen: solver.sampled_loss(batch, gen), params, 2000)
+    assert (estimate - exact).norm() / exact.norm() < 0.1, float((estimate - exact).norm() / exact.norm())
+
+
+# ---------------------------------------------------------------- convergence
+def _diagonal_quadratic():
+    """½ Σ d_ij (X_ij − X*_ij)², d log-spaced over [1, 1e4] (condition number 1e4), 8 × 6."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.logspace(0, 4, 48, dtype=torch.float64)[torch.randperm(48, generator=g)].reshape(8, 6)
+    return d, torch.randn(8, 6, generator=g, dtype=torch.float64)
+
+
+def _minimise(make, steps):
+    """Steps until ‖X − X*‖/‖X*‖ < 1e-3 (None if never), and the final error."""
+    d, target = _diagonal_quadratic()
+    X = torch.zeros(8, 6, dtype=torch.float64, requires_grad=True)
+    opt = make([X])
+    for k in range(1, steps + 1):
+        requires = step_requires(opt)
+        opt.zero_grad()
+        (0.5 * d * (X - target) ** 2).sum().backward(create_graph="create_graph" in requires)
+        extra = {}
+        if "sampled_loss" in requires:  # Gauss–Newton of a quadratic: s ~ N(0, d)
+            extra["sampled_grad"] = lambda gen, ps: torch.autograd.grad(
+                (d.sqrt() * torch.randn(8, 6, generator=gen, dtype=torch.float64) * X).sum(), ps)
+        opt.step(**extra)
+        X.grad = None
+        err = float((X.detach() - target).norm() / target.norm())
+        if err < 1e-3:
+            return k, err
+    return None, err
+
+
+SGD_STEPS = 2000
+
+
+@pytest.mark.parametrize("name, make, steps", [
+    ("sophia_h", lambda p: Sophia(p, lr=0.05, rho=1.0, betas=(0.9, 0.99), update_every=1), 200),
+    ("sophia_g", lambda p: Sophia(p, lr=0.05, rho=1.0, betas=(0.9, 0.99), estimator="gnb", update_every=1), 200),
+    ("adahessian", lambda p: AdaHessian(p, lr=0.3), 100),
+])
+def test_on_an_ill_conditioned_quadratic_diagonal_methods_need_10x_fewer_steps_than_sgd(name, make, steps):
+    # SGD at lr = 1/L (the largest safe step) is still far off after SGD_STEPS steps
+    sgd_hit, sgd_err = _minimise(lambda p: torch.optim.SGD(p, lr=1e-4), SGD_STEPS)
+    assert sgd_hit is None and sgd_err > 0.2
+    hit, _ = _minimise(make, steps)
+    assert hit is not None and hit <= SGD_STEPS // 10, (name, hit)
+
+
+def test_mkor_on_ill_conditioned_least_squares_needs_10x_fewer_steps_than_sgd():
+    """min E (xᵀw − y)², x ~ N(0, Σ), cond(Σ) = 1e3, one sample per step: R⁻¹ tracks Σ⁻¹."""
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    root = U * torch.logspace(0, 1.5, 16, dtype=torch.float64) @ U.T  # Σ^½, eigenvalues of Σ from 1 to 1e3
+    X = torch.randn(2048, 16, generator=g, dtype=torch.float64) @ root
+    w_star = torch.randn(1, 16, generator=g, dtype=torch.float64)
+
+    def steps_to_1e_3(make, steps):
+        model = nn.Linear(16, 1, bias=False).double()
+        nn.init.zeros_(model.weight)
+        opt, order = make(model), torch.Generator().manual_seed(1)
+        for k in range(1, steps + 1):
+            i = torch.randint(0, 2048, (1,), generator=order)
+            opt.zero_grad()
+            ((model(X[i]) - X[i] @ w_star.T) ** 2).mean().backward()
+            opt.step()
+            err = float((model.weight.detach() - w_star).norm() / w_star.norm())
+            if err < 1e-3:
+                return k, err
+        return None, err
+
+    # SGD at 1e-4, the largest of 1e-4, 3e-4, 1e-3 that does not diverge, is still far off
+    hit, err = steps_to_1e_3(lambda m: torch.optim.SGD(m.parameters(), lr=1e-4), 4000)
+    assert hit is None and err > 0.1
+    hit, _ = steps_to_1e_3(lambda m: MKOR(m, lr=1e-3, backend="sgd", momentum=0.0, inv_freq=1, stat_decay=0.9), 400)
+    assert hit is not None  # ≥ 10× fewer steps
+
+
+# ---------------------------------------------------------------- DCT basis
+def test_dct_matrix_is_orthonormal_and_is_scipys_dct():
+    from scipy.fft import dct
+
+    q = dct_matrix(7, torch.float64)
+    assert torch.allclose(q.T @ q, torch.eye(7, dtype=torch.float64), atol=1e-12)
+    x = torch.randn(7, dtype=torch.float64)
+    assert torch.allclose(q.T @ x, torch.from_numpy(dct(x.numpy(), norm="ortho")), atol=1e-12)
+
+
+def test_dct_lowrank_handles_layers_of_different_shapes_and_keeps_only_indices():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 20), nn.Tanh(), nn.Linear(20, 5), nn.Tanh(), nn.Conv1d(5, 3, 1))
+    opt = DCTLowRank(model.parameters(), lr=1e-2, rank=4, update_every=1)
+    x, y = torch.randn(32, 12), torch.randn(32, 3, 1)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = (model[4](model[:4](x)[..., None]) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+        first = first or float(loss.detach())
+    assert float(loss.detach()) < 0.7 * first
+    for p in (model[0].weight, model[2].weight, model[4].weight):  # 20 × 12, 5 × 20, 3 × 5
+        state = opt.state[p]
+        rows, cols = p.shape[0], p[0].numel()
+        r = min(4, rows, cols)
+        assert state["indices"].shape == (r,) and state["indices"].dtype == torch.long
+        assert state["exp_avg"].shape == ((r, cols) if rows < cols else (rows, r))
+    assert sorted(k[0] for k in opt._dct) == [3, 5, 12]  # one DCT per size, of the smaller side
+
+
+def test_dct_selection_picks_the_columns_aligned_with_the_gradient():
+    q = dct_matrix(10, torch.float64)
+    p = nn.Parameter(torch.zeros(16, 10, dtype=torch.float64))
+    p.grad = torch.randn(16, 1, dtype=torch.float64) * q[:, 3] + 0.5 * torch.randn(16, 1, dtype=torch.float64) * q[:, 7]
+    opt = DCTLowRank([p], rank=2)
+    opt.step()
+    assert opt.state[p]["indices"].tolist() == [3, 7]
+
+
+# ---------------------------------------------------------------- state_dict round trips
+class _Net(nn.Module):
+    """1×1 conv, complex spectral weight, Linear: every kind of parameter, MKOR layers included."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 6, 1)
+        self.spectral = nn.Parameter(torch.randn(6, 5, 4, 3, dtype=torch.complex64, generator=g) / 5)
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        z = torch.fft.rfft2(h)[..., :4, :3]
+        h = torch.fft.irfft2(torch.einsum("bixy,ioxy->boxy", z, self.spectral), s=(8, 8))
+        return self.fc(h.mean((-2, -1)).tanh())
+
+
+def _train(model, opt, seeds):
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        x, y = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 2, generator=g)
+        requires = step_requires(opt)
+        opt.zero_grad()
+        loss = (model(x) - y).square().mean()
+        loss.backward(create_graph="create_graph" in requires)
+        extra = {}
+        if "sampled_loss" in requires:
+            def sampled_grad(gen, params, x=x):
+                pred = model(x)
+                return torch.autograd.grad((pred * torch.randn(pred.shape, generator=gen)).sum(), params,
+                                           allow_unused=True)
+            extra["sampled_grad"] = sampled_grad
+        if "loss" in requires:
+            extra["loss"] = loss.detach()
+        opt.step(**extra)
+        opt.zero_grad()
+
+
+ROUND_TRIP = {
+    "sophia_h": ("sophia", {"estimator": "hutchinson", "update_every": 2}),
+    "sophia_g": ("sophia", {"estimator": "gnb", "update_every": 2}),
+    "adahessian": ("adahessian", {"update_every": 2}),
+    "mfac": ("mfac", {"ngrads": 4, "momentum": 0.9}),
+    "mkor": ("mkor", {"inv_freq": 2}),
+    "mkor_h": ("mkor", {"inv_freq": 2, "hybrid": True, "switch_window": 2}),
+    "dct_lowrank": ("dct_lowrank", {"rank": 2, "update_every": 2}),
+}
+
+
+@pytest.mark.parametrize("key", ROUND_TRIP)
+def test_state_dict_round_trip_continues_bit_identically(key):
+    name, options = ROUND_TRIP[key]
+    model = _Net()
+    opt = build_optimizer(name, model, lr=1e-2, weight_decay=1e-2, **options)
+    _train(model, opt, range(3))
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    _train(model, opt, range(3, 7))
+
+    resumed = _Net()
+    resumed.load_state_dict(saved_model)
+    opt2 = build_optimizer(name, resumed, lr=1e-2, weight_decay=1e-2, **options)
+    opt2.load_state_dict(saved_opt)
+    _train(resumed, opt2, range(3, 7))
+    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert any(not torch.equal(a, b) for a, b in zip(saved_model.values(), model.state_dict().values()))
+
+
+# ---------------------------------------------------------------- the Trainer
+TRAINER = {  # name: (optimizer, lr, options)
+    "sophia_h": ("sophia", 3e-3, {"estimator": "hutchinson", "update_every": 2}),
+    "sophia_g": ("sophia", 3e-3, {"estimator": "gnb", "update_every": 2}),
+    "adahessian": ("adahessian", 0.05, {}),
+    "mfac": ("mfac", 3e-3, {"ngrads": 8, "damp": 1e-2, "momentum": 0.5}),
+    "mkor": ("mkor", 3e-3, {"inv_freq": 2}),
+    "mkor_h": ("mkor", 3e-3, {"inv_freq": 2, "hybrid": True, "switch_window": 5}),
+    "dct_lowrank": ("dct_lowrank", 3e-3, {"rank": 4, "update_every": 5}),
+}
+
+
+def _fno_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 16, 16, generator=g)
+    y = torch.fft.irfft2(torch.fft.rfft2(x) * 0.5, s=(16, 16)).tanh()
+    return torch.utils.data.TensorDataset(x, y)
+
+
+@pytest.mark.parametrize("key", TRAINER)
+def test_each_optimizer_trains_an_fno_through_the_trainer(key):
+    name, lr, options = TRAINER[key]
+    torch.manual_seed(0)
+    solver = OperatorSolver(FNO((4, 4), 1, 1, 8, n_layers=2))
+    trainer = Trainer(solver, optimizer=name, lr=lr, optimizer_options=options, epochs=10, batch_size=8,
+                      device="cpu", progress=False)
+    history = trainer.fit(_fno_data())
+    assert history["skipped_steps"] == [0] * 10
+    assert history["train_loss"][-1] < 0.95 * history["train_loss"][0]
+    assert all(torch.isfinite(p).all() for p in solver.parameters())
+
+
+@pytest.mark.parametrize("key", TRAINER)
+def test_each_optimizer_trains_a_pinn_through_the_trainer(key):
+    name, lr, options = TRAINER[key]
+    torch.manual_seed(0)
+    solver = PINNSolver(reaction(), hidden=(16, 16))
+    data = solver.collocation(128, 32, 32)
+    history = Trainer(solver, optimizer=name, lr=lr, optimizer_options=options, epochs=30, batch_size=1,
+                      device="cpu", progress=False).fit(data)
+    assert history["skipped_steps"] == [0] * 30
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+
+
+class _Field(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2)).double()
+
+    def forward(self, t, y):
+        return self.net(y)
+
+
+@pytest.mark.parametrize("key", [k for k in TRAINER if k != "sophia_g"])  # NeuralODESolver has no sampled_loss
+def test_each_optimizer_trains_a_neural_ode_through_the_trainer(key):
+    name, lr, options = TRAINER[key]
+    A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
+    t = torch.linspace(0, 2.0, 9, dtype=torch.float64)
+    y0 = 2 * torch.rand(32, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1
+    y = torch.einsum("tij,bj->bti", torch.linalg.matrix_exp(t[:, None, None] * A), y0)  # dy/dt = A y
+    torch.manual_seed(0)
+    solver = NeuralODESolver(_Field(), method="rk4", options={"step_size": 0.25})
+    history = Trainer(solver, optimizer=name, lr=lr, optimizer_options=options, epochs=25, batch_size=16,
+                      device="cpu", progress=False).fit(torch.utils.data.TensorDataset(t.expand(32, -1), y))
+    assert history["skipped_steps"] == [0] * 25
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+
+
+def test_sophia_asks_for_the_graph_only_on_refresh_steps():
+    opt = Sophia([nn.Parameter(torch.ones(2))], update_every=3)
+    seen = []
+    for _ in range(6):
+        seen.append(step_requires(opt))
+        opt.param_groups[0]["params"][0].grad = torch.ones(2)
+        if seen[-1]:
+            with pytest.raises(RuntimeError, match="need the gradient's graph"):
+                opt.step()
+            p = opt.param_groups[0]["params"][0]
+            loss = (p ** 3).sum()
+            p.grad = None
+            loss.backward(create_graph=True)
+        opt.step()
+    assert seen == [frozenset({"create_graph"}), frozenset(), frozenset()] * 2
+
+
+def test_mkor_h_switches_to_first_order_when_the_loss_stalls():
+    model = nn.Linear(3, 1)
+    opt = MKOR(model, hybrid=True, switch_window=3, switch_threshold=0.01)
+    x = torch.randn(8, 3)
+    for loss in [1.0, 0.5, 0.25, 0.125, 0.06, 0.03]:  # falls fast: stays second order
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step(loss=loss)
+    assert not opt.first_order and step_requires(opt) == {"loss"}
+    for loss in [0.03] * 6:  # flat: switches
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step(loss=loss)
+    assert opt.first_order and step_requires(opt) == frozenset() and opt._handles == []
+
+
+@pytest.mark.parametrize("factory, kwargs, message", [
+    (Sophia, {"lr": -1.0}, "lr must be in [0, inf), got -1.0"),
+    (Sophia, {"rho": 0.0}, "rho must be in (0, inf), got 0.0"),
+    (Sophia, {"estimator": "fisher"}, "estimator must be one of ('hutchinson', 'gnb'), got 'fisher'"),
+    (Sophia, {"update_every": 0}, "update_every must be an integer >= 1, got 0"),
+    (AdaHessian, {"hessian_power": 1.5}, "hessian_power must be in [0, 1], got 1.5"),
+    (AdaHessian, {"betas": (0.9, 1.0)}, "betas[1] must be in [0, 1), got 1.0"),
+    (MFAC, {"damp": 0.0}, "damp must be in (0, inf), got 0.0"),
+    (MFAC, {"ngrads": 0}, "ngrads must be an integer >= 1, got 0"),
+    (DCTLowRank, {"rank": 0}, "rank must be an integer >= 1, got 0"),
+    (DCTLowRank, {"scale": -1.0}, "scale must be in (0, inf), got -1.0"),
+])
+def test_bad_hyperparameters_raise_a_value_error_naming_argument_and_value(factory, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        factory([nn.Parameter(torch.ones(3, 3))], **kwargs)
+    assert str(info.value) == message
+
+
+def test_mkor_checks_its_arguments():
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        MKOR([nn.Parameter(torch.ones(2))])
+    with pytest.raises(ValueError, match=r"stat_decay must be in \(0, 1\), got 1.0"):
+        MKOR(nn.Linear(2, 2), stat_decay=1.0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        MKOR(nn.Linear(2, 2), backend="lamb")
+    with pytest.raises(NotImplementedError, match="sampled_loss"):
+        OperatorSolver(FNO((4, 4), 1, 1, 8, n_layers=1), loss="h1").sampled_loss(
+            (torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)), torch.Generator())
