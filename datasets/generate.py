@@ -63,6 +63,8 @@ _DIAGNOSTICS = {"iterations": np.int64, "matvecs": np.int64, "residual": np.floa
                 "converged": np.bool_, "seconds": np.float64, "fallback": np.bool_}
 #: solvers with a batched form in :mod:`sciml.datasets.krylov`, used when ``batch > 1``
 BATCHED = {"cg": "cg_batched", "gmres": "gmres_batched"}
+_CPU_ONLY = {"amg", "ilu", "lu"}
+_SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "amg", "lu"}
 
 
 def _check_int(name, value, low):
@@ -86,46 +88,55 @@ def _check_device(device):
     return device
 
 
-def choose_method(family, device, solver="auto", precond="auto", order="auto", batch=None):
+def choose_method(family, device, solver="auto", precond="auto", order="auto", batch=None,
+                  chunk_size=32):
     """Resolve ``"auto"`` choices into the method :func:`generate` runs, and say why.
 
-    The rules follow the measurements in ``benchmarks/results/datagen*.md``:
+    The rules follow ``benchmarks/datagen.py`` (results in ``benchmarks/results/datagen_*``):
 
-    - on the CPU, the sparse direct solver (SuperLU, minimum-degree ordering); a family whose
-      matrix is the same for every sample is factorized once;
-    - on a GPU, for symmetric positive definite families, blocks of ``batch`` systems solved
-      at once by batched CG with the Jacobi preconditioner (one system leaves the GPU idle);
-      otherwise SKR, because restarted GMRES stalls on the indefinite Helmholtz systems
-      (it hit the 10 000-iteration cap on all of them in ``benchmarks/datagen.py --quick``);
+    - on a GPU, symmetric positive definite families: CG preconditioned by the geometric
+      multigrid V-cycle (8–9 iterations at every grid size, against hundreds with Jacobi), on
+      blocks of a chunk's systems at once (batched CG on a stacked multigrid): one system
+      alone leaves a GPU idle;
+    - otherwise (CPU, or not SPD: non-symmetric, indefinite): the sparse direct solver
+      (SuperLU), the fastest on 2 CPU cores, and on the Helmholtz systems over 100 times faster
+      than any Krylov method including SKR, whose GMRES(40) baseline stalls at its cap;
     - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method).
 
     Returns
     -------
     dict
         ``{"solver", "precond", "order", "batch", "reason"}`` with every choice resolved.
+
+    Raises
+    ------
+    ValueError
+        For a combination that cannot work (named in the message): CG on a family that is not
+        SPD, a CPU-only solver or preconditioner on CUDA, a non-symmetric preconditioner
+        with CG, a batch larger than a chunk or without a batched solver.
     """
     reasons = []
-    if solver == "auto" and device.type == "cuda" and not family.spd:
-        solver = "skr"
-        reasons.append("GPU, not SPD")
     if solver == "skr":
         solver, order = "gcrodr", ("greedy" if order == "auto" else order)
         reasons.append("SKR: GCRO-DR with the recycled space carried along the greedy order")
     if solver == "auto":
-        if device.type == "cuda":
-            solver = "cg"
-            reasons.append("GPU, SPD: batched CG")
+        if family.spd and device.type == "cuda":
+            solver, precond = "cg", ("mg" if precond == "auto" else precond)
+            batch = chunk_size if batch is None else batch
+            reasons.append("GPU, SPD: batched CG with the geometric multigrid preconditioner")
         else:
             solver = "direct"
-            reasons.append("CPU: sparse LU" + ("" if family.matrix_varies
-                                                 else ", one factorization for all samples"))
+            reasons.append(f"{'CPU' if device.type == 'cpu' else 'not SPD'}: sparse LU")
+    if solver == "direct" and not family.matrix_varies:
+        reasons.append("one factorization for all samples")
     if precond == "auto":
-        precond = "jacobi" if device.type == "cuda" and solver != "direct" else "none"
+        precond = "none" if solver in ("direct", "amg") else ("jacobi" if device.type == "cuda" else "none")
     if order == "auto":
         order = "identity"
-    if batch is None:
-        batch = 64 if device.type == "cuda" and solver in BATCHED else 1
-    batch = _check_int("batch", batch, 1)
+    batch = 1 if batch is None else _check_int("batch", batch, 1)
+    if batch > chunk_size:
+        raise ValueError(f"batch must be <= chunk_size={chunk_size} (blocks are cut within a "
+                         f"chunk), got batch={batch}; raise chunk_size")
     if batch > 1 and solver not in BATCHED and solver != "direct":
         raise ValueError(f"batch > 1 needs a batched solver ({', '.join(BATCHED)}) or 'direct', "
                          f"got solver={solver!r} with batch={batch}")
@@ -138,6 +149,12 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
                          f"{', '.join(sorted(PRECONDITIONERS))}")
     if precond != "none" and solver in ("direct", "amg"):
         raise ValueError(f"precond={precond!r} does not apply to solver {solver!r}")
+    if device.type == "cuda" and (solver == "amg" or precond in _CPU_ONLY):
+        raise ValueError(f"solver={solver!r} with precond={precond!r} runs on the CPU only "
+                         f"(scipy/pyamg); on CUDA use jacobi, chebyshev or mg")
+    if solver == "cg" and precond not in _SYMMETRIC:
+        raise ValueError(f"precond={precond!r} is not symmetric, which CG needs; use one of "
+                         f"{', '.join(sorted(_SYMMETRIC))}")
     get_ordering(order)
     return {"solver": solver, "precond": precond, "order": order, "batch": batch,
             "reason": "; ".join(reasons) or "as requested"}
@@ -177,42 +194,47 @@ class BlockSolver:
         self.diagnostics = {}
 
     def reset(self):
-        """Forget the recycled space and cached preconditioners (at a chunk's start)."""
+        """Forget the recycled space (at a chunk's start, so chunks do not depend on each other).
+
+        Cached factorizations and preconditioners stay: they are functions of the matrix.
+        """
         self.recycle = None
-        self._cache.clear()
 
     def start_block(self, size):
         """Zero the per-sample diagnostics of a new block of ``size`` samples."""
         self.diagnostics = {name: np.zeros(size, dtype) for name, dtype in _DIAGNOSTICS.items()}
         self.diagnostics["converged"][:] = True
 
-    def _cached(self, A, build):
-        """``build(A)``, done once per matrix object: samples that share a matrix reuse it.
+    def _cached(self, As, build):
+        """``build(As)``, done once per list of matrix objects: samples and time steps that
+        share matrices reuse it.
 
-        The cache holds the matrix itself too, so its ``id`` cannot be reused meanwhile.
+        The cache holds the matrices too, so their ``id`` cannot be reused meanwhile.
         """
-        key = (id(A), build)
+        key = (tuple(map(id, As)), build)
         if key not in self._cache:
-            self._cache = {key: (A, build(A))}
+            self._cache = {key: (As, build(As))}
         return self._cache[key][1]
 
     def _preconditioner(self, A):
         if self.precond == "none":
             return None
-        return self._cached(A, self._build_preconditioner)
+        return self._cached([A], self._build_preconditioner)
 
-    def _build_preconditioner(self, A, grid_shape=None):
-        return PRECONDITIONERS[self.precond](A, grid_shape=grid_shape or self.grid_shape)
+    def _build_preconditioner(self, As):
+        return PRECONDITIONERS[self.precond](As[0], grid_shape=self.grid_shape)
 
     def _block_preconditioner(self, As):
         """``M`` on ``(s, N)`` blocks: the preconditioner of the block-diagonal matrix.
 
         The geometric multigrid gets the stacked grid shape ``(s, ny, nx)``.
         """
-        if self.precond == "none":
-            return None
-        apply = self._build_preconditioner(krylov.block_diagonal(As), (len(As), *self.grid_shape))
-        return lambda V: apply(V.reshape(-1)).reshape(V.shape)
+        apply = PRECONDITIONERS[self.precond](krylov.block_diagonal(As),
+                                              grid_shape=(len(As), *self.grid_shape))
+        return None if apply is None else (lambda V: apply(V.reshape(-1)).reshape(V.shape))
+
+    def _factorization(self, As):
+        return DirectFactorization(As[0])
 
     def __call__(self, As, B, X0=None):
         if len(As) != B.shape[0] or B.shape[0] != len(self.diagnostics["converged"]):
@@ -221,9 +243,10 @@ class BlockSolver:
                              f"{len(self.diagnostics['converged'])} samples")
         if self.batch > 1 and self.name in BATCHED:
             batched = getattr(krylov, BATCHED[self.name])
-            results = batched(As, B, X0=X0, M=self._block_preconditioner(As), **self.options)
+            results = batched(As, B, X0=X0, M=self._cached(As, self._block_preconditioner),
+                              **self.options)
         elif self.name == "direct" and _shared(As):
-            results = self._cached(As[0], DirectFactorization).solve(B, **self.options)
+            results = self._cached(As[:1], self._factorization).solve(B, **self.options)
         else:
             results = []
             for i, A in enumerate(As):
@@ -240,15 +263,17 @@ class BlockSolver:
         d = self.diagnostics
         for i, result in enumerate(results):
             if not result.converged and self.fallback is not None:
-                seconds = result.seconds
+                # The failed attempt's work stays in the counts: it was spent.
+                d["iterations"][i] += result.iterations
+                d["matvecs"][i] += result.matvecs
+                d["seconds"][i] += result.seconds
                 result = self.fallback(As[i], B[i], **self.options)
-                result.seconds += seconds
                 d["fallback"][i] = True
             X[i] = result.x
             d["iterations"][i] += result.iterations
             d["matvecs"][i] += result.matvecs
             d["seconds"][i] += result.seconds
-            d["residual"][i] = max(d["residual"][i], result.residual)
+            d["residual"][i] = np.maximum(d["residual"][i], result.residual)  # keeps a NaN
             d["converged"][i] &= result.converged
         return X
 
@@ -281,10 +306,10 @@ def _write_json(path, value):
 
 
 def _subsample(value, fine, stride):
-    """Keep every ``stride``-th node along each axis (after the first) of length ``fine``."""
-    index = tuple(slice(None, None, stride) if axis > 0 and size == fine else slice(None)
-                  for axis, size in enumerate(value.shape))
-    return value[index]
+    """Keep every ``stride``-th node of a field on the fine grid (its last two axes)."""
+    if value.ndim >= 3 and value.shape[-2:] == (fine, fine):
+        return value[..., ::stride, ::stride]
+    return value
 
 
 def _solve_chunk(family, block_solver, config, k, count, device, bar):
@@ -362,7 +387,8 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     order : {"auto", "greedy", "identity"}
         Order in which a chunk's systems are solved (:mod:`sciml.datasets.sorting`).
     batch : int, optional
-        Systems solved at once by the batched solvers (default 64 on a GPU, else 1).
+        Systems solved at once by the batched solvers (≤ ``chunk_size``; default: the chunk
+        for the GPU default, else 1).
     rtol : float
         Relative tolerance of the true residual, in (0, 1).
     maxiter : int, optional
@@ -428,7 +454,7 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         raise ValueError(f"unknown order {order!r}; expected 'auto' or one of: "
                          f"{', '.join(sorted(ORDERINGS))}")
     family = get_pde(pde, **pde_options)
-    method = choose_method(family, device, solver, precond, order, batch)
+    method = choose_method(family, device, solver, precond, order, batch, chunk_size)
 
     config = {"pde": pde, "pde_options": family.to_dict(), "n": n, "n_test": n_test,
               "resolution": resolution, "solve_resolution": solve_resolution,

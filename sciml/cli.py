@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precond", default="auto", help="auto, none, jacobi, chebyshev, mg, amg or ilu")
     g.add_argument("--order", default="auto", help="solve order within a chunk: auto, greedy (SKR) or identity")
     g.add_argument("--batch", type=_positive_int, default=None,
-                   help="systems solved at once by the batched solvers (default 64 on a GPU, else 1)")
+                   help="systems solved at once by the batched solvers (<= chunk size; default: the chunk on a GPU, else 1)")
     g.add_argument("--rtol", type=_positive_float, default=1e-8, help="relative tolerance of the true residual")
     g.add_argument("--maxiter", type=_positive_int, default=None, help="iteration cap of the iterative solvers")
     g.add_argument("--fallback", default="direct", help="solver retried when a solve misses rtol, or none")

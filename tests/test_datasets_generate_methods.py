@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse.linalg
 import torch
 
-from sciml.datasets import H5Dataset, generate, get_pde
+from sciml.datasets import LINEAR_SOLVERS, H5Dataset, SolveResult, generate, get_pde
+from sciml.datasets.generate import choose_method
 from sciml.datasets.sorting import greedy_order
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,6 +77,7 @@ def test_missed_tolerance_falls_back_or_is_flagged(tmp_path):
                   maxiter=1, coefficient="lognormal")
     rescued = _read(generate("darcy", out=tmp_path / "f.h5", **common))[0]
     assert rescued["solver/fallback"].all() and rescued["solver/converged"].all()
+    assert (rescued["solver/iterations"] >= 1).all()  # the failed attempt's work is counted
     assert (rescued["solver/residual"] <= 1e-8).all()
     with pytest.warns(RuntimeWarning, match="did not reach rtol"):
         out = generate("darcy", out=tmp_path / "nf.h5", fallback=None, **common)
@@ -159,3 +161,33 @@ def test_two_ranks_under_torchrun_write_the_single_process_file(direct, tmp_path
     for name in reference:
         if name != "solver/seconds":
             np.testing.assert_array_equal(ours[name], reference[name], err_msg=name)
+
+
+def test_a_nan_solve_is_stored_as_nan_not_as_a_small_residual(tmp_path, monkeypatch):
+    def broken(A, b, **options):
+        return SolveResult(x=torch.full_like(b, float("nan")), iterations=3, matvecs=4,
+                           residual=float("nan"), converged=False, seconds=0.0)
+
+    monkeypatch.setitem(LINEAR_SOLVERS, "broken", broken)
+    with pytest.warns(RuntimeWarning, match="did not reach rtol"):
+        out = generate("darcy", out=tmp_path / "nan.h5", solver="broken", fallback=None, **SMALL)
+    arrays, _ = _read(out)
+    assert np.isnan(arrays["solver/residual"]).all() and not arrays["solver/converged"].any()
+
+
+def test_gpu_defaults_and_refusals_are_decided_before_any_work():
+    cuda = torch.device("cuda")
+    darcy, helmholtz = get_pde("darcy"), get_pde("helmholtz")
+    method = choose_method(darcy, cuda, chunk_size=128)
+    assert (method["solver"], method["precond"], method["batch"]) == ("cg", "mg", 128)
+    assert choose_method(helmholtz, cuda)["solver"] == "direct"
+    assert choose_method(darcy, torch.device("cpu"))["solver"] == "direct"
+    with pytest.raises(ValueError, match="CPU only"):
+        choose_method(darcy, cuda, solver="cg", precond="ilu")
+    with pytest.raises(ValueError, match="not symmetric"):
+        choose_method(darcy, torch.device("cpu"), solver="cg", precond="ilu")
+    with pytest.raises(ValueError, match="batch must be <= chunk_size=32"):
+        choose_method(darcy, cuda, batch=64, chunk_size=32)
+    with pytest.raises(ValueError, match="CPU only"):
+        choose_method(darcy, cuda, solver="amg")
+    assert choose_method(darcy, torch.device("cpu"), solver="amg")["precond"] == "none"
