@@ -12,7 +12,10 @@ name                   shape                       meaning
 ``params/<name>``      (N, ...)                    per-sample parameters (e.g. ``grf``)
 ``solver/iterations``  (N,) int64                  Krylov iterations
 ``solver/matvecs``     (N,) int64                  products with A
-``solver/residual``    (N,) float64                true relative residual ‖b − Ax‖ / ‖b‖
+``solver/residual``    (N,) float64                true relative residual ‖b − Ax‖ / ‖b‖ of
+                                                   the float64 solution, before the cast to
+                                                   the stored dtype (float32 rounding alone
+                                                   leaves ~1e-5 at 64²)
 ``solver/converged``   (N,) bool                   residual met the tolerance
 ``solver/seconds``     (N,) float64                solve time (the only run-dependent field)
 ``solver/fallback``    (N,) bool                   solved again by the fallback solver
@@ -20,7 +23,8 @@ name                   shape                       meaning
 =====================  ==========================  =========================================
 
 Root attributes: ``pde``, ``config`` (JSON of the full generator configuration),
-``seed``, ``sciml_version``, ``format_version``, ``n_train``, ``n_test``, ``n_unconverged``.
+``seed``, ``sciml_version``, ``format_version``, ``n_train``, ``n_test``, ``n_unconverged``,
+``method`` (which solver ran and why).
 Samples ``[0, n_train)`` are the training split, ``[n_train, N)`` the test split. Arrays
 are chunked by sample and gzip-compressed, so reading one sample decompresses one sample.
 
