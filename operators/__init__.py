@@ -9,12 +9,15 @@ from importlib import import_module
 
 from torch import nn
 
-__all__ = ["FNO", "TFNO", "OPERATORS", "build_operator"]
+__all__ = ["FNO", "TFNO", "MGTFNO", "LSM", "MgNO", "OPERATORS", "build_operator"]
 
 # name -> (module, class); the registry ``build_operator`` and ``sciml train --model`` read
 OPERATORS: dict[str, tuple[str, str]] = {
     "fno": ("sciml.operators.fno", "FNO"),
     "tfno": ("sciml.operators.fno", "TFNO"),
+    "mg_tfno": ("sciml.operators.mg_tfno", "MGTFNO"),
+    "lsm": ("sciml.operators.lsm", "LSM"),
+    "mgno": ("sciml.operators.mgno", "MgNO"),
 }
 
 

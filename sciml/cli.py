@@ -15,7 +15,7 @@ from typing import Sequence
 
 __all__ = ["main", "build_solver", "load_run"]
 
-FNO_FAMILY = ("fno", "tfno")
+FNO_FAMILY = ("fno", "tfno", "mg_tfno")  # models that take --modes, --width and --layers
 
 
 class UsageError(ValueError):
@@ -258,9 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a neural operator on an HDF5 dataset", formatter_class=defaults)
     t.add_argument("--data", required=True, help="HDF5 file written by `sciml generate`")
     t.add_argument("--model", default="fno", help="operator name (see sciml.operators.OPERATORS)")
-    t.add_argument("--modes", type=_positive_int, nargs="+", default=[12, 12], help="FNO/TFNO n_modes per axis")
-    t.add_argument("--width", type=_positive_int, default=32, help="FNO/TFNO hidden channels")
-    t.add_argument("--layers", type=_positive_int, default=4, help="FNO/TFNO Fourier layers")
+    t.add_argument("--modes", type=_positive_int, nargs="+", default=[12, 12], help="FNO/TFNO/MG-TFNO n_modes per axis")
+    t.add_argument("--width", type=_positive_int, default=32, help="FNO/TFNO/MG-TFNO hidden channels")
+    t.add_argument("--layers", type=_positive_int, default=4, help="FNO/TFNO/MG-TFNO Fourier layers")
     t.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="any other constructor argument of the model (VALUE parsed as JSON); repeatable")
     t.add_argument("--loss", choices=("l2", "h1", "mse"), default="l2")

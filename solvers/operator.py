@@ -171,7 +171,8 @@ class OperatorSolver(Solver):
             raise TypeError(f"x must be a tensor, got {type(x).__name__}")
         if x.device != self.device:
             raise ValueError(f"x is on {x.device} but the solver is on {self.device}; move one of them")
-        grid_dims = len(getattr(self.operator, "n_modes", ())) or None  # unknown: x must be batched
+        # Spatial dimensions: declared (n_dims) or read from an FNO's modes; unknown: x must be batched.
+        grid_dims = getattr(self.operator, "n_dims", None) or len(getattr(self.operator, "n_modes", ())) or None
         unbatched = grid_dims is not None and x.dim() == grid_dims + 1
         if unbatched:
             x = x.unsqueeze(0)

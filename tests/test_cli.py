@@ -82,3 +82,19 @@ def test_generate_with_a_forced_solver_records_it(tmp_path, capsys):
         assert (config["solver"], config["order"], config["pde_options"]["k0"]) == ("gcrodr", "greedy", 12.0)
         assert "SKR" in f.attrs["method"] and f["solver/converged"][()].all()
         assert sorted(f["solver/position"][()]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("model, options", [("mgno", ["--model-option", "hidden_channels=8"]),
+                                            ("lsm", ["--model-option", "width=8", "--model-option", "patch_size=2",
+                                                     "--model-option", "n_levels=2"])])
+def test_train_and_evaluate_other_operators_by_name(tmp_path, capsys, model, options):
+    data = tmp_path / "d.h5"
+    assert run(capsys, "generate", "darcy", "--out", str(data), "--n", "24", "--n-test", "4",
+               "--resolution", "17", "--quiet")[0] == 0
+    out_dir = tmp_path / model
+    code, out, _ = run(capsys, "train", "--data", str(data), "--out", str(out_dir), "--model", model, *options,
+                       "--epochs", "2", "--batch-size", "8", "--quiet")
+    assert code == 0 and json.loads((out_dir / "config.json").read_text())["model"] == model
+    png = tmp_path / f"{model}.png"
+    code, out, _ = run(capsys, "evaluate", "--run", str(out_dir), "--data", str(data), "--plot", str(png))
+    assert code == 0 and png.stat().st_size > 0 and "rel_l2=" in out
