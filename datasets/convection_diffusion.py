@@ -23,7 +23,8 @@ flow is resolved and first order only where it is not.
 """
 import torch
 
-from .fdm import GridFamily, check_real, check_resolution, embed, five_point_matrices
+from .fdm import GridFamily, check_real, check_resolution, embed, five_point_matrices, \
+    forcing_vector
 from .grf import grf
 
 __all__ = ["ConvectionDiffusion"]
@@ -114,8 +115,9 @@ class ConvectionDiffusion(GridFamily):
         ----------
         v : Tensor, shape (2, R, R)
             Velocity ``(v_x, v_y)`` at the nodes.
-        f : Tensor of shape (R, R), optional
-            Right-hand side; default the constant ``forcing``.
+        f : float or Tensor of shape (R, R), optional
+            Right-hand side at the nodes (boundary values unused), finite; default the
+            constant ``forcing``.
 
         Returns
         -------
@@ -130,14 +132,7 @@ class ConvectionDiffusion(GridFamily):
         if not bool(torch.isfinite(v).all()):
             raise ValueError("v must be finite, got NaN or inf values")
         v = v.to(torch.float64)
-        if f is None:
-            b = torch.full(((v.shape[-1] - 2) ** 2,), self.forcing, dtype=torch.float64,
-                           device=v.device)
-        else:
-            if not isinstance(f, torch.Tensor) or f.shape != v.shape[1:]:
-                raise ValueError(f"f must be a tensor of shape {tuple(v.shape[1:])}, got "
-                                 f"{getattr(f, 'shape', type(f).__name__)}")
-            b = f[1:-1, 1:-1].reshape(-1).to(device=v.device, dtype=torch.float64)
+        b = forcing_vector(self.forcing if f is None else f, v.shape[-1], v.device, like="v")
         return self._matrices(v[None])[0], b
 
     def solve(self, params, linear_solve):
@@ -149,6 +144,5 @@ class ConvectionDiffusion(GridFamily):
         """
         v = self.flow(params)
         resolution = v.shape[-1]
-        B = torch.full((v.shape[0], (resolution - 2) ** 2), self.forcing, dtype=torch.float64,
-                       device=v.device)
+        B = forcing_vector(self.forcing, resolution, v.device, like="v", samples=v.shape[0])
         return embed(linear_solve(self._matrices(v), B), resolution)[:, None]

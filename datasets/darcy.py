@@ -27,7 +27,7 @@ row-wise by a (with one coupling diagonal shifted); this class discretizes (1) i
 import torch
 
 from .fdm import GridFamily, check_real, check_resolution, embed, five_point_matrices, \
-    flux_form_couplings
+    flux_form_couplings, forcing_vector
 from .grf import grf
 
 __all__ = ["Darcy"]
@@ -171,22 +171,8 @@ class Darcy(GridFamily):
             raise ValueError("a must be finite, got NaN or inf values")
         if not bool((a > 0).all()):
             raise ValueError(f"a must be > 0 everywhere, got minimum {float(a.min())!r}")
-        b = self._rhs(f, a.shape[0], a.device)
+        b = forcing_vector(self.forcing if f is None else f, a.shape[0], a.device, like="a")
         return five_point_matrices(*flux_form_couplings(a[None].to(torch.float64)))[0], b
-
-    def _rhs(self, f, n, device):
-        m = n - 2
-        if f is None:
-            f = self.forcing
-        if isinstance(f, torch.Tensor):
-            if f.shape != (n, n):
-                raise ValueError(f"f must have the shape of a, ({n}, {n}), got "
-                                 f"{tuple(f.shape)}")
-            if not bool(torch.isfinite(f).all()):
-                raise ValueError("f must be finite, got NaN or inf values")
-            return f[1:-1, 1:-1].reshape(-1).to(device=device, dtype=torch.float64)
-        value = check_real("f", f)
-        return torch.full((m * m,), value, dtype=torch.float64, device=device)
 
     def solve(self, params, linear_solve):
         """Assemble the block's systems (2)–(3) and solve them with ``linear_solve``.
@@ -207,8 +193,7 @@ class Darcy(GridFamily):
         n, resolution = self._check_params(params)
         a = self.coefficient(params["grf"].to(torch.float64))
         As = five_point_matrices(*flux_form_couplings(a))
-        B = torch.full((n, (resolution - 2) ** 2), self.forcing, dtype=torch.float64,
-                       device=a.device)
+        B = forcing_vector(self.forcing, resolution, a.device, like="a", samples=n)
         return embed(linear_solve(As, B), resolution)[:, None]
 
     def solution_field(self, x, resolution):

@@ -22,8 +22,9 @@ import torch
 
 from sciml.validation import finite_float
 
-__all__ = ["GridFamily", "check_real", "check_resolution", "nodes", "flux_form_couplings",
-           "five_point_matrices", "apply_five_point", "boundary_lift", "embed"]
+__all__ = ["GridFamily", "check_real", "check_resolution", "forcing_vector", "nodes",
+           "flux_form_couplings", "five_point_matrices", "apply_five_point", "boundary_lift",
+           "embed"]
 
 
 def check_real(name, value, *, positive=False):
@@ -41,6 +42,40 @@ def check_resolution(resolution):
     if resolution < 3:
         raise ValueError(f"resolution must be >= 3 (at least one interior node), got "
                          f"{resolution}")
+
+
+def forcing_vector(f, resolution, device, *, like, samples=None):
+    """The right-hand side ``f`` of (2) at the unknowns, float64 on ``device``.
+
+    Parameters
+    ----------
+    f : float or Tensor, shape (R, R)
+        A constant, or values at the nodes (boundary values unused); finite, floating point.
+    resolution : int
+        ``R``.
+    device : torch.device
+    like : str
+        Name of the argument whose grid ``f`` must match (for the error message).
+    samples : int, optional
+        Repeat ``f`` for a block of that many samples.
+
+    Returns
+    -------
+    Tensor, shape (m²,), or (samples, m²) when ``samples`` is given
+    """
+    if isinstance(f, torch.Tensor):
+        if not f.is_floating_point():
+            raise TypeError(f"f must be a floating-point tensor or a real number, got {f.dtype}")
+        if tuple(f.shape) != (resolution, resolution):
+            raise ValueError(f"f must have shape ({resolution}, {resolution}) like {like}, got "
+                             f"{tuple(f.shape)}")
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError("f must be finite, got NaN or inf values")
+        b = f[1:-1, 1:-1].reshape(-1).to(device=device, dtype=torch.float64)
+    else:
+        b = torch.full(((resolution - 2) ** 2,), check_real("f", f), dtype=torch.float64,
+                       device=device)
+    return b if samples is None else b.expand(samples, -1).clone()
 
 
 def nodes(resolution, device=None):

@@ -29,7 +29,7 @@ implements (1) with a genuinely indefinite ``k₀``.
 import torch
 
 from .fdm import GridFamily, check_real, check_resolution, embed, five_point_matrices, \
-    flux_form_couplings
+    flux_form_couplings, forcing_vector
 from .grf import grf
 
 __all__ = ["Helmholtz"]
@@ -105,8 +105,9 @@ class Helmholtz(GridFamily):
         ----------
         k : Tensor, shape (R, R)
             Wavenumber at the nodes (finite).
-        f : Tensor of shape (R, R), optional
-            Right-hand side at the nodes; default the constant ``forcing``.
+        f : float or Tensor of shape (R, R), optional
+            Right-hand side at the nodes (boundary values unused), finite; default the
+            constant ``forcing``.
 
         Returns
         -------
@@ -121,14 +122,7 @@ class Helmholtz(GridFamily):
         if not bool(torch.isfinite(k).all()):
             raise ValueError("k must be finite, got NaN or inf values")
         k = k.to(torch.float64)
-        if f is None:
-            b = torch.full(((k.shape[0] - 2) ** 2,), self.forcing, dtype=torch.float64,
-                           device=k.device)
-        else:
-            if not isinstance(f, torch.Tensor) or f.shape != k.shape:
-                raise ValueError(f"f must be a tensor of shape {tuple(k.shape)} like k, got "
-                                 f"{getattr(f, 'shape', type(f).__name__)}")
-            b = f[1:-1, 1:-1].reshape(-1).to(device=k.device, dtype=torch.float64)
+        b = forcing_vector(self.forcing if f is None else f, k.shape[0], k.device, like="k")
         return self._matrices(k[None])[0], b
 
     def solve(self, params, linear_solve):
@@ -140,6 +134,5 @@ class Helmholtz(GridFamily):
         """
         k = self.wavenumber(params)
         resolution = k.shape[-1]
-        B = torch.full((k.shape[0], (resolution - 2) ** 2), self.forcing, dtype=torch.float64,
-                       device=k.device)
+        B = forcing_vector(self.forcing, resolution, k.device, like="k", samples=k.shape[0])
         return embed(linear_solve(self._matrices(k), B), resolution)[:, None]

@@ -150,6 +150,8 @@ class Poisson(GridFamily):
             if value.ndim != 2 or value.shape[0] != value.shape[1] or value.shape != f.shape:
                 raise ValueError(f"{name} must have shape (R, R) like f, got "
                                  f"{tuple(value.shape)}")
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} must be finite, got NaN or inf values")
         check_resolution(f.shape[0])
         b = self._rhs(f[None].to(torch.float64), g[None].to(torch.float64))[0]
         return self.matrix(f.shape[0], f.device), b

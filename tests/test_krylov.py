@@ -12,7 +12,7 @@ import torch
 
 from sciml.datasets import LINEAR_SOLVERS, get_linear_solver
 from sciml.datasets.krylov import (RecycleSpace, block_diagonal, cg, cg_batched, gcro_dr,
-                                   gmres, gmres_batched, gmres_dr, jacobi)
+                                   gmres, gmres_batched, gmres_dr, jacobi, multigrid)
 from sciml.datasets.pdes import Darcy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -340,3 +340,160 @@ def test_cuda_solvers_agree_with_cpu(dtype):
     assert all(r.converged for r in results)
     with pytest.raises(ValueError, match="device of b"):
         gmres(A, b.cuda())
+
+
+# --- GCRO-DR: the recycled space at the door, short cycles, and the true residual ---------
+
+def _darcy_sequence(count, nodes, seed):
+    darcy = Darcy(coefficient="lognormal")
+    a = darcy.sample_coefficients(count, nodes, generator=torch.Generator().manual_seed(seed))
+    return [darcy.assemble(a[i]) for i in range(count)]
+
+
+def test_recycled_space_of_lower_rank_is_reduced_to_its_span():
+    (A1, b1), (A2, b2) = _darcy_sequence(2, 34, seed=4)
+    U = gcro_dr(A1, b1, rtol=1e-9, m=20, k=8).recycle.U
+    reference = gcro_dr(A2, b2, rtol=1e-9, m=20, k=8, recycle=RecycleSpace(U))
+    # Repeated vectors span the same space: the repeats are dropped, the solve is the same.
+    repeated = gcro_dr(A2, b2, rtol=1e-9, m=20, k=8, recycle=RecycleSpace(torch.cat([U, U[:3]])))
+    assert repeated.converged and repeated.residual <= 1e-9
+    assert repeated.iterations == reference.iterations
+    assert repeated.recycle.U.shape == reference.recycle.U.shape
+    assert torch.allclose(repeated.x, reference.x, rtol=0, atol=1e-8 * float(reference.x.norm()))
+    # A zero space spans nothing: the solve is the one without recycling (plus the refit's
+    # products).
+    fresh = gcro_dr(A2, b2, rtol=1e-9, m=20, k=8)
+    zero = gcro_dr(A2, b2, rtol=1e-9, m=20, k=8, recycle=RecycleSpace(torch.zeros_like(U)))
+    assert zero.converged and zero.iterations == fresh.iterations
+    assert zero.matvecs == fresh.matvecs + U.shape[0]
+    assert torch.equal(zero.x, fresh.x)
+
+
+def test_a_solve_that_ends_non_finite_recycles_nothing():
+    (A1, b1), (A2, b2) = _darcy_sequence(2, 18, seed=1)
+    space = gcro_dr(A1, b1, rtol=1e-9, m=20, k=8).recycle
+    products = []
+
+    def breaks_down(v):                                # NaN from the 30th product on
+        products.append(1)
+        return A2 @ v if len(products) < 30 else torch.full_like(v, float("nan"))
+
+    result = gcro_dr(breaks_down, b2, rtol=1e-9, m=20, k=8, recycle=space)
+    assert not result.converged and result.recycle is None
+    after = gcro_dr(A2, b2, rtol=1e-9, m=20, k=8, recycle=result.recycle)
+    assert after.converged
+    with pytest.raises(ValueError, match="recycle.U must be finite"):
+        gcro_dr(A2, b2, m=20, k=8, recycle=RecycleSpace(torch.full_like(space.U, float("nan"))))
+
+
+def test_a_strong_preconditioner_still_leaves_a_space_to_recycle():
+    # Multigrid-preconditioned Darcy converges in fewer than k + 1 = 21 iterations; the
+    # space kept is then min(k, cols − 1) harmonic Ritz vectors (one more for a complex pair).
+    (A1, b1), (A2, b2) = _darcy_sequence(2, 34, seed=4)
+    first = gcro_dr(A1, b1, rtol=1e-8, m=40, k=20, M=multigrid(A1, grid_shape=(32, 32)))
+    assert first.converged and first.iterations <= 21
+    assert first.recycle is not None
+    assert first.recycle.U.shape[0] in (first.iterations - 1, first.iterations)
+    M2 = multigrid(A2, grid_shape=(32, 32))
+    second = gcro_dr(A2, b2, rtol=1e-8, m=40, k=20, M=M2, recycle=first.recycle)
+    assert second.converged and second.residual <= 1e-8
+    assert second.iterations <= gcro_dr(A2, b2, rtol=1e-8, m=40, k=20, M=M2).iterations
+
+
+def test_gcrodr_checks_the_true_residual_before_trusting_the_recycled_space():
+    # A right-hand side in range(A U) is solved by the projection alone, according to the
+    # projected residual; here the operator drifts after the refit (as an inexact product
+    # would), so the true residual misses and GCRO-DR must iterate on, not give up.
+    (A1, b1), (A2, _) = _darcy_sequence(2, 18, seed=2)
+    U = gcro_dr(A1, b1, rtol=1e-9, m=20, k=8).recycle.U
+    y = torch.randn(U.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    b = A2 @ (y @ U)
+    products = []
+
+    def drifting(v):                                   # the refit makes one product per vector
+        products.append(1)
+        return A2 @ v + (1e-3 * v if len(products) > U.shape[0] else 0)
+
+    result = gcro_dr(drifting, b, rtol=1e-9, m=20, k=8, recycle=RecycleSpace(U))
+    assert result.converged and result.residual <= 1e-9 and result.iterations > 0
+    residual = float(torch.linalg.vector_norm(b - (A2 @ result.x + 1e-3 * result.x)) / b.norm())
+    assert residual == pytest.approx(result.residual, rel=1e-6)
+
+
+def test_recycle_is_type_checked_even_without_deflation():
+    matrix, rhs = SYSTEMS["spd"]
+    with pytest.raises(TypeError, match="recycle must be"):
+        gcro_dr(_torch(matrix), torch.from_numpy(rhs), m=10, k=0, recycle=torch.zeros(3, 256))
+    with pytest.raises(ValueError, match=r"1 <= k' <= m - 1 = 9"):
+        gcro_dr(_torch(matrix), torch.from_numpy(rhs), m=10, k=4,
+                recycle=RecycleSpace(torch.zeros(10, 256, dtype=torch.float64)))
+
+
+# --- Convergence read on the host every check_every iterations ------------------------------
+
+class _HostReads:
+    """Counts conversions of a tensor to a Python bool or float (each a device sync on CUDA)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        for name in ("__bool__", "__float__"):
+            original = getattr(torch.Tensor, name)
+
+            def counted(tensor, original=original):
+                self.count += 1
+                return original(tensor)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+
+@pytest.mark.parametrize("solver", [cg_batched, gmres_batched, cg])
+def test_check_every_reads_the_host_less_and_changes_nothing(solver, monkeypatch):
+    matrices, B = _darcy_block(3, 26, seed=7)
+    B[1] *= torch.linspace(0.2, 3.0, B.shape[1], dtype=torch.float64)   # unequal iteration counts
+    if solver is cg:
+        def run(**options):
+            return [cg(matrices[0], B[0], rtol=1e-8, **options)]
+    else:
+        def run(**options):
+            return solver(matrices, B, rtol=1e-8, **options)
+    reads = _HostReads(monkeypatch)
+    every = run()
+    reads_every, reads.count = reads.count, 0
+    sparse = run(check_every=10)
+    reads_sparse = reads.count
+    monkeypatch.undo()
+    for one, other in zip(every, sparse):
+        assert one.converged and other.converged
+        assert other.iterations == one.iterations       # counts stop where each converged
+        assert torch.equal(other.x, one.x)              # masked iterations change nothing
+    assert len({r.iterations for r in every}) == len(every)
+    assert max(r.iterations for r in every) > 50
+    assert reads_sparse < 0.25 * reads_every
+
+
+def test_package_names_are_the_functions_and_modules_stay_importable():
+    import importlib
+
+    import sciml.datasets.krylov as krylov
+    from sciml.datasets.krylov.gmres_dr import check_m_k
+
+    assert krylov.gmres_dr is gmres_dr and callable(krylov.gcro_dr)
+    assert check_m_k(50, 10, 30) == (30, 10)
+    assert importlib.import_module("sciml.datasets.krylov.gcro_dr").gcro_dr is gcro_dr
+
+
+@pytest.mark.cuda
+def test_cuda_check_every_keeps_iterations_and_solutions():
+    matrices, B = _darcy_block(3, 26, seed=7)
+    matrices, B = [A.cuda() for A in matrices], B.cuda()
+    for solver in (cg_batched, gmres_batched):
+        every = solver(matrices, B, rtol=1e-8)
+        sparse = solver(matrices, B, rtol=1e-8, check_every=16)
+        assert [r.iterations for r in sparse] == [r.iterations for r in every]
+        for r, e in zip(sparse, every):
+            assert r.converged
+            torch.testing.assert_close(r.x, e.x, rtol=1e-12, atol=0)
+    one, sixteen = cg(matrices[0], B[0], rtol=1e-8), cg(matrices[0], B[0], rtol=1e-8,
+                                                          check_every=16)
+    assert sixteen.iterations == one.iterations
+    torch.testing.assert_close(sixteen.x, one.x, rtol=1e-12, atol=0)

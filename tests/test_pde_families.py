@@ -249,6 +249,23 @@ def test_convection_flow_is_divergence_free_and_second_order():
     (lambda: ConvectionDiffusion().assemble(torch.ones(5, 5)), ValueError, "(2, R, R)"),
     (lambda: Heat().assemble(-torch.ones(5, 5)), ValueError, "> 0"),
     (lambda: Poisson().assemble(torch.ones(5, 5), torch.ones(4, 4)), ValueError, "g must"),
+    (lambda: Helmholtz().assemble(torch.ones(5, 5), torch.full((5, 5), math.nan)), ValueError,
+     "f must be finite"),
+    (lambda: Helmholtz().assemble(torch.ones(5, 5), torch.ones(5, 5, dtype=torch.long)),
+     TypeError, "f must be a floating-point"),
+    (lambda: Helmholtz().assemble(torch.ones(5, 5), torch.ones(4, 4)), ValueError,
+     "f must have shape (5, 5) like k"),
+    (lambda: ConvectionDiffusion().assemble(torch.ones(2, 5, 5), torch.full((5, 5), math.inf)),
+     ValueError, "f must be finite"),
+    (lambda: ConvectionDiffusion().assemble(torch.ones(2, 5, 5),
+                                            torch.ones(5, 5, dtype=torch.int32)),
+     TypeError, "f must be a floating-point"),
+    (lambda: ConvectionDiffusion().assemble(torch.ones(2, 5, 5), math.nan), ValueError,
+     "f must be"),
+    (lambda: Darcy().assemble(torch.ones(5, 5), torch.full((5, 5), math.nan)), ValueError,
+     "f must be finite"),
+    (lambda: Poisson().assemble(torch.full((5, 5), math.nan), torch.ones(5, 5)), ValueError,
+     "f must be finite"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(call, error, words):
     with pytest.raises(error) as info:
@@ -278,3 +295,21 @@ def test_cuda_assembly_matches_cpu(name):
     for a, b in zip(A_cpu, A_gpu):
         torch.testing.assert_close(b.to_dense().cpu(), a.to_dense(), rtol=1e-14, atol=1e-12)
     torch.testing.assert_close(B_gpu.cpu(), B_cpu, rtol=1e-14, atol=1e-12)
+
+
+@pytest.mark.parametrize("family, field", [
+    (Darcy(forcing=0.5), torch.ones(9, 9)),
+    (Helmholtz(k0=3.0, forcing=0.5), torch.full((9, 9), 3.0)),
+    (ConvectionDiffusion(forcing=0.5), torch.ones(2, 9, 9)),
+])
+def test_forcing_is_a_constant_or_a_nodal_field_alike_in_every_family(family, field):
+    _, default = family.assemble(field)
+    _, constant = family.assemble(field, 0.5)
+    torch.testing.assert_close(default, torch.full((49,), 0.5, dtype=torch.float64),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(constant, default, rtol=0, atol=0)
+    X, Y = _grid(9)
+    f = (torch.sin(pi * X) * Y).float()                # a float32 field is taken in float64
+    _, nodal = family.assemble(field, f)
+    assert nodal.dtype == torch.float64
+    torch.testing.assert_close(nodal, f[1:-1, 1:-1].reshape(-1).double(), rtol=0, atol=0)

@@ -10,11 +10,22 @@ Preconditioners are built once and applied many times: :data:`PRECONDITIONERS` m
 to ``build(A, *, grid_shape=None, **options) -> callable v -> M⁻¹ v`` (``"none"`` builds
 ``None``, which every solver reads as the identity). Jacobi, Chebyshev and multigrid run on
 the device of ``A``; pyamg's AMG, ILU and a reusable sparse LU (``"lu"``, for families whose
-matrix never changes) run on the CPU and refuse CUDA tensors.
+matrix never changes: :class:`~sciml.datasets.linsolve.DirectFactorization`'s) run on the
+CPU and refuse CUDA tensors.
 
 Blocks of systems are solved at once by :func:`cg_batched` and :func:`gmres_batched` (the
 matrices stacked by :func:`block_diagonal`; ``multigrid(stack, grid_shape=(s, ny, nx))``
 preconditions such a stack).
+
+The single-system CG and the batched solvers take ``check_every`` (default 1): the host reads
+the convergence test, a device synchronization on CUDA, only every that many iterations;
+converged systems are masked on the device, so solutions and iteration counts do not depend
+on it. On a GPU, ``check_every=10`` to ``20`` removes most synchronizations.
+
+Each solver and preconditioner lives in a module of its own name, and the package exports
+the function under that name, so ``sciml.datasets.krylov.gmres_dr`` is the function, not the
+module. ``from sciml.datasets.krylov.gmres_dr import check_m_k`` still reaches the module
+(``from`` imports look in ``sys.modules``), as does ``importlib.import_module``.
 
 >>> from sciml.datasets.krylov import gcro_dr, PRECONDITIONERS
 >>> M = PRECONDITIONERS["mg"](A, grid_shape=(48, 48))                 # doctest: +SKIP

@@ -10,16 +10,22 @@ import torch
 from ._shared import to_scipy
 from .jacobi import check_matrix
 
-__all__ = ["cpu_matrix", "host_preconditioner"]
+__all__ = ["check_cpu", "cpu_matrix", "host_preconditioner"]
 
 
-def cpu_matrix(A, method: str):
-    """``A`` as a float64 scipy CSR matrix; a CUDA tensor is refused with a clear error."""
+def check_cpu(A, method: str) -> torch.Tensor:
+    """``A`` checked (:func:`~.jacobi.check_matrix`) and on the CPU; a CUDA tensor is refused
+    with a clear error."""
     A = check_matrix(A)
     if A.device.type != "cpu":
         raise ValueError(f"{method} runs on the CPU (scipy/pyamg) and needs A on the CPU, got "
                          f"A on {A.device}; use 'mg', 'chebyshev' or 'jacobi' on a GPU")
-    return to_scipy(A)
+    return A
+
+
+def cpu_matrix(A, method: str):
+    """``A`` (checked by :func:`check_cpu`) as a float64 scipy CSR matrix."""
+    return to_scipy(check_cpu(A, method))
 
 
 def host_preconditioner(solve_rows: Callable[[np.ndarray], np.ndarray], method: str):

@@ -17,7 +17,8 @@ from sciml.validation import positive_int
 
 from ._shared import SolveResult, check_tolerance
 
-__all__ = ["Problem", "as_matvec", "check_problem", "initial_residual", "synchronize", "finish",
+__all__ = ["Problem", "as_matvec", "check_rhs", "check_start", "check_options",
+           "check_every_value", "check_problem", "initial_residual", "synchronize", "finish",
            "AttainableAccuracy"]
 
 
@@ -76,9 +77,53 @@ class Problem:
     maxiter: int
     callback: Callable | None
     start: float
+    blocks: bool          # matvec also maps blocks (s, n) -> (s, n) (A is a tensor)
 
     def apply_m(self, v):
         return v if self.precond is None else self.precond(v)
+
+
+def check_rhs(b, name: str, ndim: int, expected: str) -> torch.Tensor:
+    """``b`` checked to be a real floating-point tensor of ``ndim`` non-empty dimensions
+    (``expected`` describes the shape in the error); returned detached."""
+    if not isinstance(b, torch.Tensor) or not b.is_floating_point() or b.is_complex():
+        raise TypeError(f"{name} must be a real floating-point torch.Tensor, got "
+                        f"{type(b).__name__} {getattr(b, 'dtype', '')}")
+    if b.ndim != ndim or min(b.shape) < 1:
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(b.shape)}")
+    return b.detach()
+
+
+def check_start(x0, name: str, b: torch.Tensor, rhs: str):
+    """The initial guess ``x0`` (``None`` or a tensor shaped like ``b``, named ``rhs`` in
+    errors, on its device), detached and cast to ``b``'s dtype."""
+    if x0 is None:
+        return None
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or None, got {type(x0).__name__}")
+    if x0.shape != b.shape:
+        raise ValueError(f"{name} must have shape {tuple(b.shape)} to match {rhs}, got "
+                         f"{tuple(x0.shape)}")
+    if x0.device != b.device:
+        raise ValueError(f"{name} must be on the device of {rhs} ({b.device}), got {x0.device}")
+    return x0.detach().to(b.dtype)
+
+
+def check_options(rtol, atol, maxiter, M, n: int):
+    """``(rtol, atol, maxiter)`` checked (``maxiter=None`` means ``10 n``), and ``M`` a
+    callable or ``None``: the options every solver shares, single or batched."""
+    rtol = check_tolerance("rtol", rtol)
+    atol = check_tolerance("atol", atol)
+    maxiter = 10 * n if maxiter is None else positive_int("maxiter", maxiter)
+    if M is not None and not callable(M):
+        raise TypeError(f"M must be a callable v -> M^-1 v or None, got {type(M).__name__}")
+    return rtol, atol, maxiter
+
+
+def check_every_value(check_every, callback=None) -> int:
+    """``check_every`` as an int >= 1; 1 when a callback needs every iteration's residual."""
+    check_every = positive_int("check_every", check_every)
+    return 1 if callback is not None else check_every
 
 
 def check_problem(A, b, x0, rtol, atol, maxiter, M, callback) -> Problem:
@@ -86,35 +131,19 @@ def check_problem(A, b, x0, rtol, atol, maxiter, M, callback) -> Problem:
 
     ``maxiter`` counts inner Krylov iterations over all restarts; ``None`` means ``10 n``.
     """
-    rtol = check_tolerance("rtol", rtol)
-    atol = check_tolerance("atol", atol)
-    if not isinstance(b, torch.Tensor) or not b.is_floating_point() or b.is_complex():
-        raise TypeError(f"b must be a real floating-point torch.Tensor, got "
-                        f"{type(b).__name__} {getattr(b, 'dtype', '')}")
-    if b.ndim != 1 or b.shape[0] < 1:
-        raise ValueError(f"b must have shape (n,) with n >= 1, got {tuple(b.shape)}")
+    b = check_rhs(b, "b", 1, "(n,) with n >= 1")
     synchronize(b.device)
     start = time.perf_counter()
     n = b.shape[0]
-    b = b.detach()
     matvec = as_matvec(A, n, b.dtype, b.device)
-    if x0 is not None:
-        if not isinstance(x0, torch.Tensor):
-            raise TypeError(f"x0 must be a torch.Tensor or None, got {type(x0).__name__}")
-        if tuple(x0.shape) != (n,):
-            raise ValueError(f"x0 must have shape ({n},) to match b, got {tuple(x0.shape)}")
-        if x0.device != b.device:
-            raise ValueError(f"x0 must be on the device of b ({b.device}), got {x0.device}")
-        x0 = x0.detach().to(b.dtype)
-    maxiter = 10 * n if maxiter is None else positive_int("maxiter", maxiter)
-    if M is not None and not callable(M):
-        raise TypeError(f"M must be a callable v -> M^-1 v or None, got {type(M).__name__}")
+    x0 = check_start(x0, "x0", b, "b")
+    rtol, atol, maxiter = check_options(rtol, atol, maxiter, M, n)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     b_norm = float(torch.linalg.vector_norm(b))
     return Problem(matvec=matvec, precond=M, b=b, x0=x0, b_norm=b_norm,
                    tol=max(rtol * b_norm, atol), maxiter=maxiter, callback=callback,
-                   start=start)
+                   start=start, blocks=isinstance(A, torch.Tensor))
 
 
 class AttainableAccuracy:

@@ -54,7 +54,7 @@ def jacobi(A, *, grid_shape=None, omega=1.0):
     grid_shape : tuple, optional
         Unused (common builder signature).
     omega : float
-        Damping factor.
+        Damping factor, > 0.
 
     Returns
     -------
@@ -64,6 +64,9 @@ def jacobi(A, *, grid_shape=None, omega=1.0):
     """
     A = check_matrix(A)
     omega = finite_float("omega", omega)
+    if omega <= 0:
+        raise ValueError(f"omega must be > 0 (M⁻¹ = ω D⁻¹ must keep the sign of D⁻¹), got "
+                         f"{omega!r}")
     diagonal = matrix_diagonal(A)
     if not bool((diagonal != 0).all()):
         raise ValueError("A must have a non-zero diagonal for Jacobi preconditioning")

@@ -3,20 +3,19 @@
 For a family whose matrix does not change between samples (Poisson with varying forcing,
 the heat equation at a fixed time step), one factorization serves every right-hand side:
 build it once, then any solver with ``M = lu(A)`` converges in one iteration, and its
-result still reports the true residual. The ordering is minimum degree on ``Aᵀ + A``, the
-fastest for five-point operators in NOTES.md (Li, "An overview of SuperLU", ACM TOMS 31,
-2005).
+result still reports the true residual. The factorization is
+:class:`sciml.datasets.linsolve.DirectFactorization`'s (SuperLU with the minimum-degree
+ordering on ``Aᵀ + A``, the fastest for five-point operators in NOTES.md; Li, "An overview
+of SuperLU", ACM TOMS 31, 2005), so the preconditioner and the direct solver share one setup.
 """
 from __future__ import annotations
 
-import scipy.sparse.linalg
-
-from ._cpu import cpu_matrix, host_preconditioner
+from ._cpu import check_cpu, host_preconditioner
 
 __all__ = ["lu"]
 
 
-def lu(A, *, grid_shape=None, permc_spec="MMD_AT_PLUS_A"):
+def lu(A, *, grid_shape=None):
     """Build ``v -> A⁻¹ v`` from one sparse LU factorization of ``A`` (CPU only).
 
     Parameters
@@ -25,13 +24,14 @@ def lu(A, *, grid_shape=None, permc_spec="MMD_AT_PLUS_A"):
         Non-singular.
     grid_shape : tuple, optional
         Unused (common builder signature).
-    permc_spec : str
-        Column ordering, as for :func:`scipy.sparse.linalg.splu`.
 
     Returns
     -------
     callable
         ``v -> A⁻¹ v`` for CPU ``v`` of shape (n,) or (s, n), in ``v``'s dtype.
     """
-    factor = scipy.sparse.linalg.splu(cpu_matrix(A, "lu").tocsc(), permc_spec=permc_spec)
+    # linsolve imports this package, so its class is imported when a factorization is built.
+    from sciml.datasets.linsolve import DirectFactorization
+
+    factor = DirectFactorization(check_cpu(A, "lu")).lu
     return host_preconditioner(lambda rows: factor.solve(rows.T).T, "lu")
