@@ -9,7 +9,10 @@ declares. FNO-Darcy: a fixed number of steps for every method and learning rate,
 few steps; target = AdamW's best final error; steps, training seconds and optimizer memory to
 reach it. PINN (reaction, ρ = 5, hard initial condition, float64): every method gets the same
 training wall time; AdamW, L-BFGS alone, and Adam for half the time then L-BFGS (the usual PINN
-schedule) are the baselines; learning rates decay by a cosine over each method's (phase's) time;
+schedule) are the baselines; the same schedule with Sophia-G or Sophia-H in place of Adam
+(``sophia_g_lbfgs``, ``sophia_h_lbfgs``, swept over as many learning rates as Adam's phase) asks
+whether a second-order first phase hands L-BFGS a better start; learning rates decay by a cosine
+over each method's (phase's) time;
 reported: final relative L2 at equal time, and steps and seconds
 to reach AdamW's final error. Memory is the optimizer state (tensor bytes, all devices) and, on
 CUDA, the peak allocated memory of the run. Results in
@@ -118,6 +121,9 @@ SECOND_ORDER = {
     "dct_lowrank": ("dct_lowrank", {"rank": 8, "update_every": 10}, [3e-3, 1e-3, 1e-2], [1e-2, 3e-3, 1e-3]),
 }
 ADAM_LBFGS_LRS = [3e-3, 1e-2, 1e-3]  # the Adam phase of Adam → L-BFGS
+LBFGS = ("lbfgs", {"max_iter": 20, "history_size": 50, "tolerance_grad": 1e-12, "tolerance_change": 1e-14})
+# second-order first phases of "<first> → L-BFGS" on the PINN, swept over the same number of rates as Adam's
+THEN_LBFGS = ("sophia_g", "sophia_h")
 
 
 def _state_bytes(obj) -> int:
@@ -181,22 +187,28 @@ def fno_second_order(label: str, lr: float, train, val, steps: int, batch: int, 
             "curve": curve}
 
 
+def _pinn_phases(label: str, lr: float, budget: float) -> list[tuple[str, dict, float, float]]:
+    """(optimizer, options, lr, until seconds) per phase: ``"lbfgs"``; ``"<first>_lbfgs"``, i.e. ``first``
+    (``"adam"`` or a :data:`SECOND_ORDER` label) for half the budget, then L-BFGS; or a label alone."""
+    if label == "lbfgs":
+        return [(*LBFGS, 1.0, budget)]
+    if label.endswith("_lbfgs"):
+        first = label[: -len("_lbfgs")]
+        name, options = ("adam", {}) if first == "adam" else SECOND_ORDER[first][:2]
+        return [(name, options, lr, budget / 2), (*LBFGS, 1.0, budget)]
+    name, options = SECOND_ORDER[label][:2]
+    return [(name, options, lr, budget)]
+
+
 def pinn_second_order(label: str, lr: float, budget: float, every: int, n_interior: int, hidden,
                       device: torch.device) -> dict:
-    """One PINN run for ``budget`` seconds of training; ``label`` may be ``"lbfgs"`` or ``"adam_lbfgs"``."""
+    """One PINN run for ``budget`` seconds of training; phases as in :func:`_pinn_phases`."""
     torch.manual_seed(0)
     solver = PINNSolver(reaction(), hidden=hidden, hard=True, dtype=torch.float64).to(device)
     data = solver.collocation(n_interior, max(n_interior // 16, 16), sampler="sobol")
     batch = {k: v.to(device) for k, v in data[0].items()}
     params = [p for p in solver.parameters() if p.requires_grad]
-    lbfgs = ("lbfgs", {"max_iter": 20, "history_size": 50, "tolerance_grad": 1e-12, "tolerance_change": 1e-14})
-    if label == "lbfgs":
-        phases = [(*lbfgs, 1.0, budget)]
-    elif label == "adam_lbfgs":
-        phases = [("adam", {}, lr, budget / 2), (*lbfgs, 1.0, budget)]
-    else:
-        name, options = SECOND_ORDER[label][:2]
-        phases = [(name, options, lr, budget)]
+    phases = _pinn_phases(label, lr, budget)
     clock, curve, step, skipped, state_mib = _Clock(device), [], 0, 0, 0.0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -251,8 +263,9 @@ def second_order_suite(args, device: torch.device) -> None:
     pinn_rows = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a network this small only waits on a second thread (7 ms against 1.5 ms a step)
-    for label in ["lbfgs", "adam_lbfgs", *SECOND_ORDER]:
-        lrs = [1.0] if label == "lbfgs" else ADAM_LBFGS_LRS if label == "adam_lbfgs" else SECOND_ORDER[label][3]
+    for label in ["lbfgs", "adam_lbfgs", *(f"{m}_lbfgs" for m in THEN_LBFGS), *SECOND_ORDER]:
+        first = label[: -len("_lbfgs")] if label.endswith("_lbfgs") else label
+        lrs = [1.0] if label == "lbfgs" else ADAM_LBFGS_LRS if first == "adam" else SECOND_ORDER[first][3]
         runs = [pinn_second_order(label, lr, budget, every, n_interior, hidden, device)
                 for lr in (lrs[:2] if quick else lrs)]
         best = min(runs, key=lambda r: r["final_error"])

@@ -24,7 +24,10 @@ class name: an optimizer (class or instance) may carry ``step_requires``, a set 
 An optimizer with no declaration gets a plain gradient. The declaration is read before every
 step, so it may change: Sophia and AdaHessian ask for the graph only on the steps that refresh
 their Hessian estimate. Layer activations need no declaration: an optimizer that wants them
-(MKOR) is built from the model and hooks its layers.
+(MKOR) is built from the model and hooks its layers. Under the Trainer's ``grad_clip`` the
+step's objective is ``c·L`` with ``c = min(1, grad_clip / ‖∇L‖)``: the gradient, the graph of
+``"create_graph"`` and the sampled gradient of ``"sampled_loss"`` are all scaled alike, so
+curvature estimates see the clipped objective; closure optimizers refuse ``grad_clip``.
 """
 from __future__ import annotations
 

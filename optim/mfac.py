@@ -24,6 +24,13 @@ every m replacements and whenever the residual of A A⁻¹ on a fixed vector (an
 exceeds 1e-10 (O(m³), m ≪ d). The optimizer keeps one window for all its parameters
 (flattened, complex as pairs of reals) and steps by SGD with momentum on F⁻¹g, as the paper's
 optimizer does; weight decay is decoupled. Plain torch: the same code runs on CPU and CUDA.
+
+GᵀG/m is the empirical Fisher, not the Hessian: it carries the curvature where gradient noise
+keeps it from vanishing. For least squares with inputs x ~ N(0, Σ), noise σ and error δ, the
+per-sample gradients have E[ggᵀ] = 4(δᵀΣδ + σ²)Σ + 8ΣδδᵀΣ, stiff where the Hessian 2Σ is; without
+noise this vanishes with δ and F⁻¹g grows like the inverse of the loss (Kunstner, Balles &
+Hennig 2019, "Limitations of the empirical Fisher approximation"). λ sets the step along the
+directions the window does not see.
 """
 from __future__ import annotations
 

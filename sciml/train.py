@@ -137,7 +137,11 @@ class Trainer:
         (``step_size`` epochs, factor ``gamma``; the FNO recipe halves every 100), or a callable
         ``optimizer -> LRScheduler``. Stepped once per epoch.
     scheduler_options : keyword arguments for the named scheduler.
-    grad_clip : clip the global gradient norm to this value (None: no clipping).
+    grad_clip : clip the global gradient norm to this value (None: no clipping). Clipping by the
+        factor c makes the step's objective c·L for the optimizer: second-order optimizers get
+        Hessian-vector products (``"create_graph"``) and Gauss–Newton samples (``"sampled_loss"``)
+        of c·L too, as AdamW's second moment sees the clipped gradient. Optimizers that take a
+        closure (L-BFGS) evaluate the loss themselves and are not clipped.
     precision : ``"fp32"`` or ``"bf16"`` (autocast; solvers with ``supports_bf16 = False``
         fall back to fp32 with a warning).
     compile : wrap the training objective in ``torch.compile``.
@@ -328,7 +332,20 @@ class Trainer:
                 loss.backward(create_graph=True)
         else:
             loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip if self.grad_clip else math.inf)
+        norm = torch.nn.utils.get_total_norm([p.grad.detach() for p in params if p.grad is not None])
+        scale = None
+        if self.grad_clip:
+            # clipping turns this step's objective into c·L, c = min(1, grad_clip / ‖∇L‖), and the
+            # optimizer gets the gradient and the curvature of c·L alike (as AdamW's second moment
+            # sees the clipped gradient): under "create_graph" the scaling joins the graph, so
+            # Hessian-vector products are c·Hz; Gauss–Newton samples are scaled by √c
+            scale = (self.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+            if "create_graph" in requires:
+                for p in params:
+                    if p.grad is not None:
+                        p.grad = p.grad * scale
+            else:
+                torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
         # the gradients are already all-reduced, so every rank sees the same norm; the loss is
         # local, so its finiteness is agreed on explicitly
         flag = torch.tensor([float(torch.isfinite(loss.detach()) & torch.isfinite(norm))], device=self.device)
@@ -336,7 +353,7 @@ class Trainer:
         if ok:
             extra = {}
             if "sampled_loss" in requires:
-                extra["sampled_grad"] = lambda generator, wanted: self._sampled_grad(batch, generator, wanted)
+                extra["sampled_grad"] = lambda generator, wanted: self._sampled_grad(batch, generator, wanted, scale)
             if "loss" in requires:
                 extra["loss"] = loss.detach()
             opt.step(**extra)
@@ -344,11 +361,17 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         return float(loss.detach()), ok
 
-    def _sampled_grad(self, batch: Any, generator: torch.Generator,
-                      params: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
-        """Gradients of ``solver.sampled_loss(batch, generator)`` for ``params``, averaged over ranks."""
+    def _sampled_grad(self, batch: Any, generator: torch.Generator, params: Sequence[torch.Tensor],
+                      scale: torch.Tensor | None = None) -> list[torch.Tensor | None]:
+        """Gradients of ``solver.sampled_loss(batch, generator)`` for ``params``, averaged over ranks.
+
+        ``scale`` is the step's gradient-clipping factor c: the samples are scaled by √c, so their
+        outer products estimate the Gauss–Newton matrix of c·L.
+        """
         with self._autocast():
             sampled = self.solver.sampled_loss(batch, generator)
+        if scale is not None:
+            sampled = sampled * scale.sqrt()
         grads = list(torch.autograd.grad(sampled, list(params), allow_unused=True))
         if self.dist.enabled:  # every rank must see the same curvature estimate
             for i, (p, g) in enumerate(zip(params, grads)):
@@ -425,6 +448,12 @@ class Trainer:
         train_loader = self._loader(train, train=True)
         val_loader = self._loader(val, train=False) if val is not None else None
         self.optimizer = self._make_optimizer()
+        from sciml.optim import step_requires
+
+        if self.grad_clip and "closure" in step_requires(self.optimizer):
+            raise ValueError(f"grad_clip={self.grad_clip} cannot apply to {type(self.optimizer).__name__}: its step "
+                             "re-evaluates the loss through a closure, and a line search needs the true gradient; "
+                             "pass grad_clip=None")
         self.scheduler = self._make_scheduler(self.optimizer)
 
         start, best = 0, math.inf

@@ -29,6 +29,7 @@ real high-frequency content, so it suits prediction more than system identificat
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -197,6 +198,24 @@ class NeuralODESolver(Solver):
         where[order] = torch.arange(order.numel(), device=order.device)  # position of each time in grid
         fit = (path[:, where[: t.numel()]] - y).pow(2).mean()
         return fit + self.reg_weight * self.regularizer(t_r, path[:, where[t.numel():]])
+
+    def sampled_loss(self, batch: Any, generator: torch.Generator) -> Tensor:
+        """Sophia-G's sampled loss (see :meth:`sciml.Solver.sampled_loss`): ⟨ŷ, s⟩, s ~ N(0, 2/N·I).
+
+        The loss mean((ŷ − y)²) over the N numbers of the predicted trajectories ŷ has
+        ∇²_ŷ ℓ = 2/N·I (labels y ~ N(ŷ, N/2·I) around the prediction), so E[ĝĝᵀ] = 2/N·JᵀJ, its
+        Gauss–Newton matrix, with J the Jacobian of ŷ in the parameters (through the solver, or
+        its adjoint). The regularizers R_E and R_S are not sums of squares and have no
+        Gauss–Newton matrix: with one active this raises.
+        """
+        if self.regularization is not None and self.reg_weight != 0:
+            raise NotImplementedError(f"sampled_loss (Sophia-G) covers the trajectory misfit only; regularization="
+                                      f"{self.regularization!r} with reg_weight={self.reg_weight} has no "
+                                      "Gauss-Newton matrix (set reg_weight=0 or use another optimizer)")
+        t, y = _trajectory_batch(batch)
+        pred = self._solve(y[:, 0], t)
+        xi = torch.randn(pred.shape, generator=generator, dtype=pred.dtype).to(pred.device)
+        return (pred * xi).sum() * math.sqrt(2.0 / pred.numel())
 
     @torch.no_grad()
     def evaluate(self, batch: Any) -> dict[str, Tensor]:

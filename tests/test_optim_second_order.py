@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sciml import Trainer
+from sciml import Solver, Trainer
 from sciml.operators import FNO
 from sciml.optim import MFAC, MKOR, AdaHessian, DCTLowRank, Sophia, build_optimizer, hessian_diagonal, step_requires
 from sciml.optim.dct_lowrank import dct_matrix
@@ -193,6 +193,42 @@ def test_pinn_sampled_loss_gives_the_gauss_newton_matrix_in_expectation():
     assert (estimate - exact).norm() / exact.norm() < 0.1, float((estimate - exact).norm() / exact.norm())
 
 
+class _Tanh(nn.Module):
+    """dy/dt = tanh(W y + b), 2-D state: 6 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2).double()
+
+    def forward(self, t, y):
+        return torch.tanh(self.lin(y))
+
+
+def test_neural_ode_sampled_loss_gives_the_gauss_newton_matrix_in_expectation():
+    from torchdiffeq import odeint
+
+    torch.manual_seed(0)
+    solver = NeuralODESolver(_Tanh(), method="rk4", options={"step_size": 0.5})
+    g = torch.Generator().manual_seed(1)
+    t, y = torch.linspace(0, 1, 3, dtype=torch.float64), torch.randn(3, 3, 2, generator=g, dtype=torch.float64)
+    params = list(solver.parameters())
+
+    def trajectory(w, b):  # the same solve as the solver's, written out, as a function of the parameters
+        return odeint(lambda _, x: torch.tanh(x @ w.T + b), y[:, 0], t, method="rk4", options={"step_size": 0.5})
+
+    jac = torch.cat([j.reshape(y.numel(), -1) for j in torch.autograd.functional.jacobian(trajectory, tuple(params))],
+                    dim=1)  # (outputs, parameters)
+    exact = 2 / y.numel() * jac.T @ jac  # loss mean((ŷ − y)²): Gauss–Newton (2/N) JᵀJ
+    draws = 500
+    estimate = _monte_carlo_outer(lambda gen: solver.sampled_loss((t, y), gen), params, draws)
+    # for ĝ ~ N(0, GN): E‖mean of ĝĝᵀ − GN‖²_F = (tr(GN)² + ‖GN‖²_F) / draws
+    expected = float(((exact.trace() ** 2 + exact.square().sum()) / draws).sqrt() / exact.norm())
+    error = float((estimate - exact).norm() / exact.norm())
+    assert error < 2.5 * expected, (error, expected)
+    with pytest.raises(NotImplementedError, match="regularization='error'"):
+        NeuralODESolver(_Tanh(), regularization="error").sampled_loss((t, y), g)
+
+
 # ---------------------------------------------------------------- convergence
 def _diagonal_quadratic():
     """½ Σ d_ij (X_ij − X*_ij)², d log-spaced over [1, 1e4] (condition number 1e4), 8 × 6."""
@@ -265,6 +301,80 @@ def test_mkor_on_ill_conditioned_least_squares_needs_10x_fewer_steps_than_sgd():
     assert hit is None and err > 0.1
     hit, _ = steps_to_1e_3(lambda m: MKOR(m, lr=1e-3, backend="sgd", momentum=0.0, inv_freq=1, stat_decay=0.9), 400)
     assert hit is not None  # ≥ 10× fewer steps
+
+
+def test_mfac_on_noisy_ill_conditioned_least_squares_needs_4x_fewer_steps_than_sgd():
+    """min E (xᵀw − y)², y = xᵀw* + σε, x ~ N(0, Σ), cond(Σ) = 1e3, one fresh sample per step.
+
+    M-FAC's window holds per-sample gradients g = 2x(xᵀδ − σε), δ = w − w*, whose second moment
+    is E[ggᵀ] = 4(δᵀΣδ + σ²)Σ + 8ΣδδᵀΣ: Σ's eigenvectors, stiff where the Hessian 2Σ is stiff. With
+    damping λ between the soft and the stiff eigenvalues, F⁻¹ = (λI + GᵀG/m)⁻¹ damps the stiff
+    directions by their curvature and leaves the soft ones at 1/λ: the step can be large along
+    the soft directions, where SGD, bounded by the stiffest, crawls. The error starts in the four
+    softest directions. (Without noise the second moment vanishes with δ and F⁻¹g grows like
+    1/loss, the empirical-Fisher pathology: the noise is what makes the window carry the curvature.)
+    """
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    root = U * torch.logspace(0, 1.5, 16, dtype=torch.float64) @ U.T  # Σ^½, eigenvalues of Σ from 1 to 1e3
+    w_star = torch.randn(16, generator=g, dtype=torch.float64)
+    delta = U[:, :4] @ torch.randn(4, generator=g, dtype=torch.float64)
+    delta /= delta.norm()
+
+    def steps_to_half(make, steps):
+        model = nn.Linear(16, 1, bias=False).double()
+        with torch.no_grad():
+            model.weight.copy_(w_star + delta)
+        opt, data = make(model), torch.Generator().manual_seed(1)
+        for k in range(1, steps + 1):
+            x = torch.randn(1, 16, generator=data, dtype=torch.float64) @ root
+            y = x @ w_star + 2.0 * torch.randn(1, generator=data, dtype=torch.float64)  # σ = 2
+            opt.zero_grad()
+            ((model(x)[:, 0] - y) ** 2).mean().backward()
+            opt.step()
+            err = float((model.weight.detach()[0] - w_star).norm())
+            if not err < 100:
+                return None, err
+            if err < 0.5:
+                return k, err
+        return None, err
+
+    # SGD at 2e-4, the largest of 1e-4, 2e-4, 3e-4 that does not diverge, needs more than 1200 steps
+    assert steps_to_half(lambda m: torch.optim.SGD(m.parameters(), lr=3e-4), 1200)[1] > 100
+    hit, err = steps_to_half(lambda m: torch.optim.SGD(m.parameters(), lr=2e-4), 1200)
+    assert hit is None and err > 0.5
+    hit, _ = steps_to_half(lambda m: MFAC(m.parameters(), lr=0.3, ngrads=64, damp=30.0), 300)
+    assert hit is not None  # ≥ 4× fewer steps
+
+
+def test_dct_lowrank_on_an_ill_conditioned_quadratic_in_the_dct_basis_needs_10x_fewer_steps_than_sgd():
+    """½ Σ_k d_k ‖(W − W*) q_k‖² over W (24 × 12), q_k the DCT-II columns, d_k log-spaced over
+    [1, 1e4], and W* − W₀ in four of the columns (a gradient of rank 4 in the DCT basis): rank-4
+    Adam in the selected columns is blind to the scales d_k; SGD is bounded by d_max."""
+    g = torch.Generator().manual_seed(0)
+    q = dct_matrix(12, torch.float64)
+    d = torch.logspace(0, 4, 12, dtype=torch.float64)[torch.randperm(12, generator=g)]
+    columns = d.argsort()[[0, 4, 8, 11]].sort().values  # curvatures 1 … 1e4
+    target = torch.randn(24, 4, generator=g, dtype=torch.float64) @ q[:, columns].T
+    hessian = q * d @ q.T
+
+    def steps_to_1e_3(make, steps):
+        W = torch.zeros(24, 12, dtype=torch.float64, requires_grad=True)
+        opt = make([W])
+        for k in range(1, steps + 1):
+            opt.zero_grad()
+            (0.5 * ((W - target) @ hessian * (W - target)).sum()).backward()
+            opt.step()
+            err = float((W.detach() - target).norm() / target.norm())
+            if err < 1e-3:
+                return k, err, opt
+        return None, err, opt
+
+    hit, err, _ = steps_to_1e_3(lambda p: torch.optim.SGD(p, lr=1e-4), 2000)  # lr = 1/L
+    assert hit is None and err > 0.2
+    hit, _, opt = steps_to_1e_3(lambda p: DCTLowRank(p, lr=0.1, rank=4), 200)
+    assert hit is not None  # ≥ 10× fewer steps
+    assert torch.equal(opt.state[opt.param_groups[0]["params"][0]]["indices"], columns)  # (2) found the columns
 
 
 # ---------------------------------------------------------------- DCT basis
@@ -430,7 +540,7 @@ class _Field(nn.Module):
         return self.net(y)
 
 
-@pytest.mark.parametrize("key", [k for k in TRAINER if k != "sophia_g"])  # NeuralODESolver has no sampled_loss
+@pytest.mark.parametrize("key", TRAINER)
 def test_each_optimizer_trains_a_neural_ode_through_the_trainer(key):
     name, lr, options = TRAINER[key]
     A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
@@ -443,6 +553,45 @@ def test_each_optimizer_trains_a_neural_ode_through_the_trainer(key):
                       device="cpu", progress=False).fit(torch.utils.data.TensorDataset(t.expand(32, -1), y))
     assert history["skipped_steps"] == [0] * 25
     assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+
+
+class _Quadratic(Solver):
+    """½ Σ d_i x_i², from x = 1: Hutchinson's estimate is exact (z ⊙ Hz = d), Gauss–Newton = diag(d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.d = torch.logspace(0, 2, 5, dtype=torch.float64)
+        self.x = nn.Parameter(torch.ones(5, dtype=torch.float64))
+
+    def loss(self, batch):
+        return 0.5 * (self.d * self.x ** 2).sum()
+
+    def sampled_loss(self, batch, generator):
+        return (self.d.sqrt() * torch.randn(5, generator=generator, dtype=torch.float64) * self.x).sum()
+
+
+@pytest.mark.parametrize("name, options", [
+    ("sophia", {"estimator": "hutchinson", "update_every": 1}),
+    ("sophia", {"estimator": "gnb", "update_every": 1}),
+    ("adahessian", {}),
+])
+def test_grad_clip_scales_gradient_and_curvature_alike(name, options):
+    """Clipping by c makes the step's objective c·L: the momentum and the Hessian (or Gauss–Newton)
+    estimate of one step both scale by c, so the curvature is the clipped objective's."""
+    states = {}
+    for clip in (None, 1.0):
+        solver = _Quadratic()
+        trainer = Trainer(solver, optimizer=name, lr=1e-3, optimizer_options=options, grad_clip=clip, epochs=1,
+                          batch_size=1, device="cpu", progress=False)
+        trainer.fit(torch.utils.data.TensorDataset(torch.zeros(1, 1)))
+        states[clip] = trainer.optimizer.state[solver.x]
+    c = 1.0 / (float((solver.d * 1.0).norm()) + 1e-6)  # the gradient at x = 1 is d
+    assert c < 0.02
+    assert torch.allclose(states[1.0]["exp_avg"], c * states[None]["exp_avg"], rtol=1e-12, atol=0)
+    assert torch.allclose(states[1.0]["hessian"], c * states[None]["hessian"], rtol=1e-12, atol=0)
+    if options.get("estimator") != "gnb":  # Hutchinson is exact on a diagonal Hessian
+        scale = 1 - 0.99 if name == "sophia" else 1.0  # Sophia's h is an EMA with β₂ = 0.99
+        assert torch.allclose(states[None]["hessian"], scale * solver.d, rtol=1e-12, atol=0)
 
 
 def test_sophia_asks_for_the_graph_only_on_refresh_steps():

@@ -101,6 +101,8 @@ def test_closure_optimizer_is_driven_through_its_declaration():
     history = Trainer(solver, optimizer="lbfgs", lr=1.0, epochs=5, batch_size=128, device="cpu",
                       optimizer_options={"max_iter": 50}, progress=False).fit(data)
     assert history["train_loss"][-1] < 1e-3
+    with pytest.raises(ValueError, match="grad_clip=1.0 cannot apply to LBFGS"):
+        Trainer(solver, optimizer="lbfgs", lr=1.0, epochs=1, grad_clip=1.0, device="cpu", progress=False).fit(data)
 
 
 class _HessianDiagonal(torch.optim.Optimizer):
