@@ -65,10 +65,13 @@ def _key_values(items, flag: str) -> dict:
 
 def _model_options(args) -> dict:
     options = _key_values(args.model_option, "--model-option")
-    if args.model in FNO_FAMILY:
-        options.setdefault("n_modes", list(args.modes))
-        options.setdefault("hidden_channels", args.width)
-        options.setdefault("n_layers", args.layers)
+    flags = {"n_modes": args.modes, "hidden_channels": args.width, "n_layers": args.layers}
+    if args.model.lower() in FNO_FAMILY:
+        for key, value, default in zip(flags, flags.values(), ([12, 12], 32, 4)):
+            options.setdefault(key, list(value or default) if key == "n_modes" else value or default)
+    elif any(value is not None for value in flags.values()):
+        raise UsageError(f"--modes, --width and --layers apply to {', '.join(FNO_FAMILY)}; for --model "
+                         f"{args.model} pass its options as --model-option KEY=VALUE")
     return options
 
 
@@ -258,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a neural operator on an HDF5 dataset", formatter_class=defaults)
     t.add_argument("--data", required=True, help="HDF5 file written by `sciml generate`")
     t.add_argument("--model", default="fno", help="operator name (see sciml.operators.OPERATORS)")
-    t.add_argument("--modes", type=_positive_int, nargs="+", default=[12, 12], help="FNO/TFNO/MG-TFNO n_modes per axis")
-    t.add_argument("--width", type=_positive_int, default=32, help="FNO/TFNO/MG-TFNO hidden channels")
-    t.add_argument("--layers", type=_positive_int, default=4, help="FNO/TFNO/MG-TFNO Fourier layers")
+    t.add_argument("--modes", type=_positive_int, nargs="+", default=None,
+                   help="FNO/TFNO/MG-TFNO n_modes per axis (default 12 12)")
+    t.add_argument("--width", type=_positive_int, default=None, help="FNO/TFNO/MG-TFNO hidden channels (default 32)")
+    t.add_argument("--layers", type=_positive_int, default=None, help="FNO/TFNO/MG-TFNO Fourier layers (default 4)")
     t.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="any other constructor argument of the model (VALUE parsed as JSON); repeatable")
     t.add_argument("--loss", choices=("l2", "h1", "mse"), default="l2")

@@ -57,6 +57,11 @@ def test_generate_train_evaluate_end_to_end(tmp_path, capsys):
     reported = float(out.split("rel_l2=")[1].split()[0])
     assert reported == pytest.approx(history[-1]["val_rel_l2"], rel=1e-3)  # same weights, same test split
 
+    # flags of the FNO family are refused for other models, before anything is written
+    code, _, err = run(capsys, "train", "--data", str(data), "--out", str(tmp_path / "x"), "--model", "mgno",
+                       "--width", "16", "--quiet")
+    assert code == 2 and "--model-option" in err and not (tmp_path / "x").exists()
+
     # a second `train` into the same folder with another model is refused, the run left intact
     code, _, err = run(capsys, "train", "--data", str(data), "--out", str(out_dir), "--width", "16", "--quiet")
     assert code == 2 and "another model configuration" in err
