@@ -94,13 +94,16 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
 
     The rules follow ``benchmarks/datagen.py`` (results in ``benchmarks/results/datagen_*``):
 
-    - on a GPU, symmetric positive definite families: CG preconditioned by the geometric
-      multigrid V-cycle (8–9 iterations at every grid size, against hundreds with Jacobi), on
-      blocks of a chunk's systems at once (batched CG on a stacked multigrid): one system
-      alone leaves a GPU idle;
-    - otherwise (CPU, or not SPD: non-symmetric, indefinite): the sparse direct solver
-      (SuperLU), the fastest on 2 CPU cores, and on the Helmholtz systems over 100 times faster
-      than any Krylov method including SKR, whose GMRES(40) baseline stalls at its cap;
+    - symmetric positive definite families: CG preconditioned by the geometric multigrid
+      V-cycle (8–9 iterations at every grid size, against hundreds with Jacobi), on blocks of
+      a chunk's systems at once (batched CG on a stacked multigrid) — on a GPU always (one
+      system alone leaves it idle), on the CPU where each matrix serves one solve (Darcy: 1.27×
+      faster than SuperLU at 128², 1.14× at 80², on one core);
+    - otherwise the sparse direct solver (SuperLU): on the CPU where one factorization serves
+      many solves (Poisson's shared matrix, the heat equation's time steps), and for families
+      that are not SPD (non-symmetric, indefinite), where on the Helmholtz systems it was over
+      100 times faster than any Krylov method including SKR (whose GMRES(40) baseline stalls
+      at its iteration cap);
     - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method).
 
     Returns
@@ -120,13 +123,15 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
         solver, order = "gcrodr", ("greedy" if order == "auto" else order)
         reasons.append("SKR: GCRO-DR with the recycled space carried along the greedy order")
     if solver == "auto":
-        if family.spd and device.type == "cuda":
+        one_solve_per_matrix = family.matrix_varies and family.time_steps is None
+        if family.spd and (device.type == "cuda" or one_solve_per_matrix):
             solver, precond = "cg", ("mg" if precond == "auto" else precond)
             batch = chunk_size if batch is None else batch
-            reasons.append("GPU, SPD: batched CG with the geometric multigrid preconditioner")
+            reasons.append("SPD: batched CG with the geometric multigrid preconditioner")
         else:
             solver = "direct"
-            reasons.append(f"{'CPU' if device.type == 'cpu' else 'not SPD'}: sparse LU")
+            reasons.append("not SPD: sparse LU" if not family.spd
+                           else "CPU, a matrix serves several solves: sparse LU")
     if solver == "direct" and not family.matrix_varies:
         reasons.append("one factorization for all samples")
     if precond == "auto":

@@ -23,7 +23,10 @@ class name: an optimizer (class or instance) may carry ``step_requires``, a set 
 
 An optimizer with no declaration gets a plain gradient. The declaration is read before every
 step, so it may change: Sophia and AdaHessian ask for the graph only on the steps that refresh
-their Hessian estimate. Layer activations need no declaration: an optimizer that wants them
+their Hessian estimate, and declare in ``step_may_require`` what any step may ask for, so that the
+Trainer can refuse before training what it cannot serve (Hessian-vector products under
+``torch.compile``; per-rank curvature under DDP, where an optimizer whose statistics come from
+each rank's own batch, like MKOR, sets ``supports_ddp = False``). Layer activations need no declaration: an optimizer that wants them
 (MKOR) is built from the model and hooks its layers. Under the Trainer's ``grad_clip`` the
 step's objective is ``c·L`` with ``c = min(1, grad_clip / ‖∇L‖)``: the gradient, the graph of
 ``"create_graph"`` and the sampled gradient of ``"sampled_loss"`` are all scaled alike, so
@@ -50,7 +53,7 @@ from .orthogonalized import OrthogonalizedOptimizer
 from .root import ROOT
 from .sophia import Sophia
 
-__all__ = ["OPTIMIZERS", "ORTHOGONALIZED", "DEFAULT_EXCLUDE", "build_optimizer", "step_requires",
+__all__ = ["OPTIMIZERS", "may_require", "ORTHOGONALIZED", "DEFAULT_EXCLUDE", "build_optimizer", "step_requires",
            "is_hidden_matrix", "Muon", "NorMuon", "ROOT", "AuON", "HybridAuON", "AdamP", "SGDP",
            "OrthogonalizedOptimizer", "newton_schulz", "Sophia", "AdaHessian", "MFAC", "MKOR", "DCTLowRank",
            "hessian_diagonal", "SECOND_ORDER"]
@@ -98,8 +101,17 @@ DEFAULT_EXCLUDE: tuple[str, ...] = ("lifting", "projection", "embed", "head")
 
 
 def step_requires(optimizer: torch.optim.Optimizer) -> frozenset[str]:
-    """What ``optimizer.step`` needs from the training step (see the module docstring)."""
-    req = frozenset(getattr(optimizer, "step_requires", ()))
+    """What ``optimizer.step`` needs from the next training step (see the module docstring)."""
+    return _checked(optimizer, getattr(optimizer, "step_requires", ()))
+
+
+def may_require(optimizer: torch.optim.Optimizer) -> frozenset[str]:
+    """Everything ``optimizer.step`` may need on some step: ``step_may_require`` with ``step_requires``."""
+    return _checked(optimizer, getattr(optimizer, "step_may_require", ())) | step_requires(optimizer)
+
+
+def _checked(optimizer: torch.optim.Optimizer, declared) -> frozenset[str]:
+    req = frozenset(declared)
     unknown = req - _KNOWN_REQUIREMENTS
     if unknown:
         raise ValueError(f"optimizer {type(optimizer).__name__} declares unknown step requirements {sorted(unknown)}; "

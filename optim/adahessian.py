@@ -79,6 +79,8 @@ class AdaHessian(Optimizer):
     def _refresh_due(self) -> bool:
         return self.state.get("adahessian_steps", 0) % self.update_every == 0
 
+    step_may_require = frozenset({"create_graph"})
+
     @property
     def step_requires(self) -> frozenset[str]:
         """``{"create_graph"}`` on the steps that refresh the Hessian estimate, else nothing."""

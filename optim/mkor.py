@@ -58,12 +58,12 @@ def sherman_morrison_update(inverse: Tensor, v: Tensor, gamma: float) -> Tensor:
 
 
 def _eligible(module: nn.Module) -> bool:
-    """A Linear layer or a 1×1 convolution without groups: y = W a (+ b) row by row."""
+    """A Linear layer or a 1×1, stride-1 convolution without groups: y = W a (+ b) row by row."""
     if isinstance(module, nn.Linear):
         return module.weight.requires_grad
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         return (module.weight.requires_grad and module.groups == 1 and all(k == 1 for k in module.kernel_size)
-                and all(p == 0 for p in module.padding))
+                and all(p == 0 for p in module.padding) and all(s == 1 for s in module.stride))
     return False
 
 
@@ -77,7 +77,9 @@ class _Layer:
 
     def __init__(self, module: nn.Module):
         self.module, self.conv = module, not isinstance(module, nn.Linear)
-        self.weight, self.bias = module.weight, module.bias
+        self.weight = module.weight
+        # A frozen bias is a constant, not a column of the preconditioned matrix.
+        self.bias = module.bias if module.bias is not None and module.bias.requires_grad else None
         self.clear()
 
     def clear(self) -> None:
@@ -170,6 +172,13 @@ class MKOR(Optimizer):
         check_betas("betas", group["betas"])
         check_range("eps", group["eps"], 0.0, low_open=True)
         check_range("momentum", group["momentum"], 0.0, 1.0)
+
+    # The Kronecker factors come from each process's own batch: under DDP the ranks would drift apart.
+    supports_ddp = False
+
+    @property
+    def step_may_require(self) -> frozenset[str]:
+        return frozenset({"loss"}) if self.hybrid else frozenset()
 
     @property
     def step_requires(self) -> frozenset[str]:

@@ -83,11 +83,14 @@ class Sophia(Optimizer):
         return self.state.get("sophia_steps", 0) % self.update_every == 0
 
     @property
-    def step_requires(self) -> frozenset[str]:
-        """``{"create_graph"}`` (Sophia-H) or ``{"sampled_loss"}`` (Sophia-G) on refresh steps, else nothing."""
-        if not self._refresh_due:
-            return frozenset()
+    def step_may_require(self) -> frozenset[str]:
+        """What a refresh step needs: ``{"create_graph"}`` (Sophia-H) or ``{"sampled_loss"}`` (Sophia-G)."""
         return frozenset({"create_graph" if self.estimator == "hutchinson" else "sampled_loss"})
+
+    @property
+    def step_requires(self) -> frozenset[str]:
+        """:attr:`step_may_require` on refresh steps, else nothing."""
+        return self.step_may_require if self._refresh_due else frozenset()
 
     def _estimate(self, params: list[Tensor],
                   sampled_grad: Callable[[torch.Generator, Sequence[Tensor]], Sequence[Tensor | None]] | None

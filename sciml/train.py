@@ -361,9 +361,27 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         return float(loss.detach()), ok
 
+    def _check_optimizer_fits_the_step(self) -> None:
+        """Refuse, before any work, the combinations the step cannot serve correctly."""
+        from sciml.optim import may_require
+
+        name, may = type(self.optimizer).__name__, may_require(self.optimizer)
+        if self.grad_clip and "closure" in may:
+            raise ValueError(f"grad_clip={self.grad_clip} cannot apply to {name}: its step re-evaluates the loss "
+                             "through a closure, and a line search needs the true gradient; pass grad_clip=None")
+        if self.compile and "create_graph" in may:
+            raise ValueError(f"compile=True cannot serve {name}: it takes Hessian-vector products, and torch.compile "
+                             "has no double backward; pass compile=False")
+        # Curvature from each rank's own graph or samples, or layer statistics of its own batch, would
+        # differ between ranks (Hessian-vector products through DDP also fail outright).
+        if self.dist.enabled and (may & {"create_graph", "sampled_loss"}
+                                  or not getattr(self.optimizer, "supports_ddp", True)):
+            raise ValueError(f"{name} cannot train under DistributedDataParallel yet (its curvature estimate is "
+                             f"per rank); run it in one process")
+
     def _sampled_grad(self, batch: Any, generator: torch.Generator, params: Sequence[torch.Tensor],
                       scale: torch.Tensor | None = None) -> list[torch.Tensor | None]:
-        """Gradients of ``solver.sampled_loss(batch, generator)`` for ``params``, averaged over ranks.
+        """Gradients of ``solver.sampled_loss(batch, generator)`` for ``params`` (one process: see ``fit``).
 
         ``scale`` is the step's gradient-clipping factor c: the samples are scaled by √c, so their
         outer products estimate the Gauss–Newton matrix of c·L.
@@ -372,12 +390,7 @@ class Trainer:
             sampled = self.solver.sampled_loss(batch, generator)
         if scale is not None:
             sampled = sampled * scale.sqrt()
-        grads = list(torch.autograd.grad(sampled, list(params), allow_unused=True))
-        if self.dist.enabled:  # every rank must see the same curvature estimate
-            for i, (p, g) in enumerate(zip(params, grads)):
-                g = torch.zeros_like(p) if g is None else g
-                grads[i] = distributed.all_reduce_sum(g, self.dist) / self.dist.world_size
-        return grads
+        return list(torch.autograd.grad(sampled, list(params), allow_unused=True))
 
     @torch.no_grad()
     def evaluate(self, data: Dataset | DataLoader) -> dict[str, float]:
@@ -448,12 +461,7 @@ class Trainer:
         train_loader = self._loader(train, train=True)
         val_loader = self._loader(val, train=False) if val is not None else None
         self.optimizer = self._make_optimizer()
-        from sciml.optim import step_requires
-
-        if self.grad_clip and "closure" in step_requires(self.optimizer):
-            raise ValueError(f"grad_clip={self.grad_clip} cannot apply to {type(self.optimizer).__name__}: its step "
-                             "re-evaluates the loss through a closure, and a line search needs the true gradient; "
-                             "pass grad_clip=None")
+        self._check_optimizer_fits_the_step()
         self.scheduler = self._make_scheduler(self.optimizer)
 
         start, best = 0, math.inf

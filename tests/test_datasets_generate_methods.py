@@ -34,12 +34,15 @@ def direct(tmp_path_factory):
                     coefficient="lognormal", solver="direct", **SMALL)
 
 
-def test_auto_on_cpu_is_the_direct_solver_and_says_so(direct, tmp_path):
+def test_auto_picks_batched_multigrid_cg_for_darcy_and_says_so(direct, tmp_path):
     auto = generate("darcy", out=tmp_path / "auto.h5", seed=1, coefficient="lognormal", **SMALL)
     arrays, attrs = _read(auto)
     config = json.loads(attrs["config"])
-    assert config["solver"] == "direct" and "CPU" in attrs["method"]
-    np.testing.assert_array_equal(arrays["outputs"], _read(direct)[0]["outputs"])
+    assert (config["solver"], config["precond"], config["batch"]) == ("cg", "mg", 4)
+    assert "multigrid" in attrs["method"]
+    assert arrays["solver/converged"].all() and (arrays["solver/residual"] <= 1e-8).all()
+    reference = _read(direct)[0]["outputs"]
+    assert np.abs(arrays["outputs"] - reference).max() <= 1e-6 * np.abs(reference).max()
 
 
 def test_skr_solves_in_greedy_order_to_tolerance_and_agrees_with_direct(direct, tmp_path):
@@ -181,7 +184,11 @@ def test_gpu_defaults_and_refusals_are_decided_before_any_work():
     method = choose_method(darcy, cuda, chunk_size=128)
     assert (method["solver"], method["precond"], method["batch"]) == ("cg", "mg", 128)
     assert choose_method(helmholtz, cuda)["solver"] == "direct"
-    assert choose_method(darcy, torch.device("cpu"))["solver"] == "direct"
+    cpu = torch.device("cpu")
+    assert choose_method(darcy, cpu, chunk_size=16)["batch"] == 16
+    # one factorization serving many solves: the shared Poisson matrix, the heat equation's steps
+    assert choose_method(get_pde("poisson"), cpu)["solver"] == "direct"
+    assert choose_method(get_pde("heat"), cpu)["solver"] == "direct"
     with pytest.raises(ValueError, match="CPU only"):
         choose_method(darcy, cuda, solver="cg", precond="ilu")
     with pytest.raises(ValueError, match="not symmetric"):

@@ -107,6 +107,21 @@ def test_mfac_ihvp_equals_the_dense_inverse_to_1e_10_in_float64(d, m, damp):
         assert (window.ihvp(x) - expected).norm() / expected.norm() < 1e-10, step
 
 
+def test_mfac_ihvp_of_a_float32_window_keeps_float32_accuracy_with_large_gradients():
+    # λ = 1e-4 against ‖g‖ ≈ 70: x − Gᵀc cancels to ~1e-6 of its terms, so it is formed in float64
+    d, m, damp = 2000, 32, 1e-4
+    g = torch.Generator().manual_seed(0)
+    windows = [SlidingWindowIHVP(d, m, damp, dtype=dtype) for dtype in (torch.float32, torch.float64)]
+    for _ in range(m + 5):
+        grad = (torch.randn(d, generator=g, dtype=torch.float64) * 1.5).float()
+        for window in windows:
+            window.add(grad.to(window.grads.dtype))
+    x = grad  # a gradient, as in a step: nearly all of it lies in the span of G, where (2) cancels
+    single, double = windows[0].ihvp(x), windows[1].ihvp(x.double())
+    assert single.dtype == torch.float32
+    assert (single.double() - double).norm() / double.norm() < 1e-5
+
+
 @pytest.mark.cuda
 def test_mfac_ihvp_on_cuda_matches_cpu():
     d, m = 1000, 16
@@ -655,3 +670,48 @@ def test_mkor_checks_its_arguments():
     with pytest.raises(NotImplementedError, match="sampled_loss"):
         OperatorSolver(FNO((4, 4), 1, 1, 8, n_layers=1), loss="h1").sampled_loss(
             (torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)), torch.Generator())
+
+
+class _Mse(Solver):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def loss(self, batch):
+        x, y = batch
+        return (self.net(x) - y).pow(2).mean()
+
+
+def test_the_trainer_refuses_what_its_step_cannot_serve_before_any_work(monkeypatch):
+    from sciml import distributed, train
+    from sciml.optim import may_require
+
+    data = torch.utils.data.TensorDataset(torch.randn(16, 3), torch.randn(16, 1))
+    assert may_require(AdaHessian([torch.zeros(2, requires_grad=True)])) == {"create_graph"}
+    with pytest.raises(ValueError, match="compile=True cannot serve AdaHessian"):
+        Trainer(_Mse(), optimizer="adahessian", compile=True, epochs=1, device="cpu", progress=False).fit(data)
+    # Under DDP (two ranks, faked: the refusal comes before the process group is needed).
+    monkeypatch.setattr(train.distributed, "setup", lambda use_cuda: distributed.DistInfo(0, 2, 0))
+    for name in ("sophia", "adahessian", "mkor"):
+        trainer = Trainer(_Mse(), optimizer=name, epochs=1, device="cpu", progress=False)
+        with pytest.raises(ValueError, match="cannot train under DistributedDataParallel"):
+            trainer.fit(data)
+
+
+def test_mkor_treats_a_frozen_bias_as_a_constant_and_skips_strided_convolutions():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    net[0].bias.requires_grad_(False)
+    conv = nn.Conv2d(2, 2, 1, stride=2)
+    opt = MKOR(nn.ModuleList([net, conv]), lr=1e-2)
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+    before = net[0].bias.clone()
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = (net(x) - y).pow(2).mean() + conv(torch.randn(1, 2, 4, 4)).pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert torch.equal(net[0].bias, before) and losses[-1] < losses[0]
+    assert all(layer.module is not conv for layer in opt.layers)
