@@ -100,22 +100,24 @@ class AdaHessian(Optimizer):
             with stored_generator(self, _RNG, self.seed) as generator, torch.enable_grad():
                 diag = hessian_diagonal(params, [p.grad for p in params], generator, self.probes)  # (1)
             for p, d in zip(params, diag):
-                self.state[p]["hessian"] = spatial_average(d, p)  # (2)
+                d = spatial_average(d, p)  # (2)
+                if bool(torch.isfinite(d).all()):  # a non-finite estimate keeps the previous one
+                    self.state[p]["hessian"] = d
         self.state["adahessian_steps"] = self.state.get("adahessian_steps", 0) + 1
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             k = group["hessian_power"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
                 state = self.state[p]
+                if p.grad is None or "hessian" not in state:
+                    continue  # no curvature yet (first gradient after a refresh): D = 0 would step by m/ε
                 if "step" not in state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(real_view(p))
                     state["exp_hessian_sq"] = torch.zeros_like(real_view(p))
                 state["step"] += 1
                 t, m, v, w = state["step"], state["exp_avg"], state["exp_hessian_sq"], real_view(p)
-                d = state.setdefault("hessian", torch.zeros_like(w))  # none yet: its first gradient came late
+                d = state["hessian"]
                 m.lerp_(real_view(p.grad.detach()), 1 - beta1)  # (3)
                 v.mul_(beta2).addcmul_(d, d, value=1 - beta2)  # (3)
                 denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).pow_(k).add_(group["eps"])

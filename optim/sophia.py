@@ -134,7 +134,8 @@ class Sophia(Optimizer):
                     state["hessian"] = torch.zeros_like(real_view(p))
                 m, h, w = state["exp_avg"], state["hessian"], real_view(p)
                 m.lerp_(real_view(p.grad.detach()), 1 - beta1)  # (1)
-                if refresh:
+                # A non-finite estimate would poison the EMA for good: that refresh is skipped.
+                if refresh and bool(torch.isfinite(estimates[p]).all()):
                     h.mul_(beta2).add_(estimates[p], alpha=1 - beta2)  # (2)
                 if group["weight_decay"]:
                     w.mul_(1 - group["lr"] * group["weight_decay"])  # (3)

@@ -715,3 +715,21 @@ def test_mkor_treats_a_frozen_bias_as_a_constant_and_skips_strided_convolutions(
         losses.append(float(loss))
     assert torch.equal(net[0].bias, before) and losses[-1] < losses[0]
     assert all(layer.module is not conv for layer in opt.layers)
+
+
+def test_curvature_estimates_that_are_missing_or_not_finite_never_drive_a_step():
+    # AdaHessian: a parameter whose first gradient arrives on a non-refresh step waits for an estimate
+    a, b = torch.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)
+    opt = AdaHessian([a, b], lr=0.1, update_every=2)
+    (a ** 4).sum().backward(create_graph=True)          # step 0 refreshes: only a has a gradient
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    (b ** 4).sum().backward()                           # step 1: b's first gradient, no estimate yet
+    opt.step()
+    assert torch.equal(b.detach(), torch.ones(3))       # D = 0 would have moved it by m/ε ≈ 1e4·lr
+    # Sophia-G: a NaN sampled gradient leaves the Hessian EMA as it was
+    w = torch.ones(2, requires_grad=True)
+    sophia = Sophia([w], lr=0.1, estimator="gnb", update_every=1)
+    (w ** 2).sum().backward()
+    sophia.step(sampled_grad=lambda generator, params: [torch.full_like(w, float("nan"))])
+    assert torch.isfinite(w).all() and torch.isfinite(sophia.state[w]["hessian"]).all()
