@@ -14,7 +14,16 @@ checked offline, so they are not quoted.
 Grids of any size are accepted: the lifted field is zero-padded at the far edges to a multiple
 of ``patch_size · 2**n_levels`` (so that every scale is divided into whole patches) and the
 padding is cropped before the projection. On the FNO Darcy grid (85², patch 6, 4 levels) this
-is the reference configuration's padding of 11 (85 → 96).
+is the reference configuration's padding of 11 (85 → 96). The padding can cost: with patch 6
+and 4 levels, 141² is padded to 192² (1.85× the points), where patch 3 needs only 144². The
+reference's ``exp_darcy.py`` (as read at commit 4af9567) hard-codes patch 3 with the same
+padding of 11; its ``scripts/darcy_lsm.sh`` passes 6 (:data:`PAPER_CONFIGS` follows the script).
+
+One difference from the public code: the 1×1 convolution of the latent encoder yields the keys
+and the values as its first and second halves of channels (``chunk``), where the reference
+interleaves them (channel ``2c`` a key, ``2c + 1`` a value). The parameter count is the same,
+but the reference's checkpoints do not load as they are (their ``encoder_attn`` rows must be
+de-interleaved first).
 """
 from __future__ import annotations
 
@@ -27,7 +36,7 @@ from torch import Tensor, nn
 
 from sciml.validation import positive_int
 
-from .layers import grid_coordinates
+from .layers import check_input_2d, grid_coordinates
 
 __all__ = ["LSM", "NeuralSpectralBlock2d", "PAPER_CONFIGS"]
 
@@ -39,6 +48,15 @@ PAPER_CONFIGS = {
     "elasticity": dict(width=32, patch_size=(3, 3)),
     "airfoil": dict(width=32, patch_size=(14, 4)),
 }
+
+
+def _patch_pair(patch_size) -> tuple[int, int]:
+    """``patch_size`` as ``(p_h, p_w)``: a positive int or a pair of them."""
+    patch = (patch_size, patch_size) if isinstance(patch_size, int) and not isinstance(patch_size, bool) \
+        else tuple(patch_size) if isinstance(patch_size, Sequence) else ()
+    if len(patch) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in patch):
+        raise ValueError(f"patch_size must be a positive int or a pair of them, got {patch_size!r}")
+    return patch
 
 
 class _DoubleConv(nn.Sequential):
@@ -60,18 +78,22 @@ class NeuralSpectralBlock2d(nn.Module):
     width : channels ``C`` of the feature map (divisible by ``n_heads``).
     num_basis : number of frequencies ``k = 0, 1/K, …, (K−1)/K`` of the sin/cos basis.
     num_token : latent tokens per patch and head.
-    patch_size : ``(p_h, p_w)``; the grid must be divisible by it.
+    patch_size : an int or ``(p_h, p_w)``; the grid must be divisible by it.
     n_heads : attention heads (8 in the paper).
 
     Maps ``(B, C, H, W) → (B, C, H, W)``.
     """
 
-    def __init__(self, width: int, num_basis: int, num_token: int, patch_size: tuple[int, int], n_heads: int = 8):
+    def __init__(self, width: int, num_basis: int, num_token: int, patch_size: int | Sequence[int],
+                 n_heads: int = 8):
         super().__init__()
+        for name, value in (("width", width), ("num_basis", num_basis), ("num_token", num_token),
+                            ("n_heads", n_heads)):
+            positive_int(name, value)
         if width % n_heads:
             raise ValueError(f"width must be divisible by n_heads={n_heads}, got width={width}")
         self.width, self.num_basis, self.num_token, self.n_heads = width, num_basis, num_token, n_heads
-        self.patch_size = tuple(patch_size)
+        self.patch_size = _patch_pair(patch_size)
         # frequencies of the basis, ω_k = k / K; a buffer so it follows the module's device
         self.register_buffer("modes", torch.arange(num_basis, dtype=torch.float32) / num_basis, persistent=False)
         # per-channel weights of the 2K basis operators, and the learned latent queries
@@ -140,9 +162,7 @@ class LSM(nn.Module):
                             ("num_basis", num_basis), ("num_token", num_token), ("n_levels", n_levels),
                             ("n_heads", n_heads), ("projection_channels", projection_channels)):
             positive_int(name, value)
-        patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
-        if len(patch) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in patch):
-            raise ValueError(f"patch_size must be a positive int or a pair of them, got {patch_size!r}")
+        patch = _patch_pair(patch_size)
         self.in_channels, self.out_channels, self.width = in_channels, out_channels, width
         self.patch_size, self.n_levels = patch, n_levels
 
@@ -160,8 +180,7 @@ class LSM(nn.Module):
                                      nn.Conv2d(projection_channels, out_channels, kernel_size=1))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"LSM expects input of shape (batch, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input_2d(self, x, self.in_channels)
         h, w = x.shape[-2:]
         z = self.lift(torch.cat([x, grid_coordinates(x)], dim=1))
         # pad so that every scale splits into whole patches; cropped again below

@@ -23,9 +23,23 @@ own coordinates, so a patch does not know where in the domain it lies; on a non-
 problem such as Darcy (u = 0 on the boundary) that cost a factor of about three in error in a
 short run (relative L2 0.43 against 0.15 after 10 epochs on 17² Darcy, dense spectral weights).
 
-Grid sizes. neuraloperator needs the grid to be a multiple of ``2**levels`` and at least
-``2**(2·levels + 1)`` points per side; other grids are zero-padded at the far edges up to the
-next admissible size and the output is cropped back, so no size is refused.
+Grid sizes. neuraloperator splits the grid into ``2**levels`` patches of ``s`` points per side
+and needs at least ``2**(2·levels + 1)`` points per side. The coarse copy of level ℓ is cut
+from the field subsampled by ``2**ℓ``, with a stride of ``s // 2**ℓ`` (rounded *down*) and an
+offset of ``⌈s·(2**ℓ − 1) / 2**(ℓ+1)⌉`` (rounded *up*), so it is centred on its patch only
+when both are exact: ``s`` a multiple of ``2**(levels+1)``, the grid a multiple of
+``2**(2·levels + 1)``. Otherwise the copies drift off their patches: on 86² with ``levels=1``
+(43-point patches) their centres lie 1.5 to 2.5 fine points before the patch's instead of the
+0.5 below, and even a multiple of ``4**levels`` such as 20² leaves them 1.5 off. Every grid is
+therefore zero-padded at the far edges to the next multiple of ``2**(2·levels + 1)`` (which
+is neuraloperator's minimum too) and the output is cropped back, so no size is refused: 85²
+becomes 88² with one level and 96² with two; 141² becomes 144² and 160². What remains is the
+subsampling's own offset: coarse point ``j`` is fine point ``2**ℓ·j``, so a copy's centre lies
+``(2**ℓ − 1)/2`` fine points before its patch's, less than half a coarse cell, alike for
+every patch.
+
+The padded strip gets its true coordinates, the grid's continued past 1 with the same spacing
+(not the corner's (0, 0), which would tell the TFNO it lies at the top left).
 """
 from __future__ import annotations
 
@@ -41,7 +55,7 @@ from torch import Tensor, nn
 from sciml.validation import positive_int
 
 from .fno import TFNO
-from .layers import grid_coordinates
+from .layers import check_input_2d, grid_coordinates
 
 __all__ = ["MGTFNO"]
 
@@ -58,9 +72,10 @@ class MGTFNO(nn.Module):
     n_layers : Fourier layers of the TFNO.
     levels : multigrid levels: ``4**levels`` patches per sample, each with ``levels`` coarser
         copies stacked as channels (0: a plain TFNO on the whole field).
-    padding_fraction : margin added around each patch, as a fraction of the grid size.
-    domain_coordinates : append the (y, x) coordinates of the whole domain on ``[0, 1]²`` as
-        input channels before patching (see the module docstring).
+    padding_fraction : margin added around each patch, as a fraction of the (padded) grid size.
+    domain_coordinates : append the (y, x) coordinates of the whole domain on ``[0, 1]²``, and
+        of the grid's padding beyond it, as input channels before patching (see the module
+        docstring).
     **tfno_options : any other argument of :class:`sciml.operators.TFNO` (``rank``,
         ``factorization``...; Tucker with rank 0.1 by default).
     """
@@ -87,21 +102,29 @@ class MGTFNO(nn.Module):
             self.patching = MultigridPatching2D(nn.Identity(), levels=levels, padding_fraction=padding_fraction)
 
     def _admissible(self, n: int) -> int:
-        """The smallest grid size ≥ n that neuraloperator's patching accepts."""
-        step = 2 ** self.levels
-        return max(-(-n // step) * step, 2 ** (2 * self.levels + 1))
+        """The smallest grid size ≥ n whose coarse copies neuraloperator's patching centres on their patch."""
+        if self.levels == 0:  # no patching: any size
+            return n
+        step = 2 ** (2 * self.levels + 1)  # exact strides and offsets at every level (module docstring)
+        return -(-n // step) * step
+
+    def _patches(self, x: Tensor) -> Tensor:
+        """The padded field and its coordinates as multigrid patches, ``(B·4^levels, C·(levels+1), P_h, P_w)``.
+
+        ``C`` counts the coordinates; each patch is ``P = H' / 2**levels`` plus the margins, ``H'``
+        the admissible size (with ``levels=0``: the whole field).
+        """
+        h, w = x.shape[-2:]
+        x = F.pad(x, [0, self._admissible(w) - w, 0, self._admissible(h) - h])
+        if self.domain_coordinates:  # the padding continues the grid past 1 (module docstring)
+            x = torch.cat([x, grid_coordinates(x, size=(h, w))], dim=1)
+        return self.patching._make_mg_patches(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"MGTFNO expects input of shape (batch, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input_2d(self, x, self.in_channels)
         h, w = x.shape[-2:]
-        if self.domain_coordinates:
-            x = torch.cat([x, grid_coordinates(x)], dim=1)
-        if self.levels == 0:
-            return self.tfno(x)
-        x = F.pad(x, [0, self._admissible(w) - w, 0, self._admissible(h) - h])
-        patches = self.patching._make_mg_patches(x)  # (B·4^levels, C·(levels+1), h_p + 2 m_h, w_p + 2 m_w)
-        out = self.tfno(patches)
-        mh, mw = self.patching.padding_height, self.patching.padding_width  # set by _make_mg_patches
-        out = out[..., mh:out.shape[-2] - mh, mw:out.shape[-1] - mw]
-        return self.patching._stitch(out)[..., :h, :w]
+        out = self.tfno(self._patches(x))  # the patches are stacked along the batch axis
+        if self.levels:
+            mh, mw = self.patching.padding_height, self.patching.padding_width  # set by _make_mg_patches
+            out = self.patching._stitch(out[..., mh:out.shape[-2] - mh, mw:out.shape[-1] - mw])
+        return out[..., :h, :w]

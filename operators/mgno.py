@@ -23,6 +23,15 @@ Boundary conditions enter through the padding of every convolution: ``"dirichlet
 zeros, ``"periodic"`` wraps around. Grids of any size work: restriction rounds odd sizes up and
 prolongation is cropped back to the finer grid, so no size is refused.
 
+Where this differs from the public code (github.com/xlliu2017/MgNO, ``models.py``):
+
+- periodic prolongation wraps around too, whereas the public code's ``ConvTranspose2d`` pads
+  with zeros in its periodic models as well; the whole layer then commutes with circular shifts
+  by the coarsest spacing, exactly when ``H`` and ``W`` are divisible by ``2**(levels − 1)``
+  (otherwise a coarse grid rounds up and the wrap no longer matches the fine grid's);
+- the right-hand side is restricted as it is, ``f ← R f`` (the public code's default
+  ``use_res=False``); its residual form ``f ← R (f − A u)`` is not offered.
+
 The default configuration is the public code's Darcy model (``MgNO_DC``: 4 layers of 24
 channels, 6 levels, one smoothing step per level and two on the coarsest): about 0.57 M
 parameters, the count the paper reports.
@@ -35,6 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sciml.validation import positive_int
+
+from .layers import check_input_2d
 
 __all__ = ["MgNO", "VCycle"]
 
@@ -166,8 +177,7 @@ class MgNO(nn.Module):
         self.readout = nn.Conv2d(hidden_channels, out_channels, kernel_size=1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"MgNO expects input of shape (batch, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        check_input_2d(self, x, self.in_channels)
         for vcycle, local in zip(self.vcycles, self.local):
             x = self.act(vcycle(x) + local(x))  # σ(W u + B u + b), b the 1×1 conv's bias
         return self.readout(x)

@@ -116,8 +116,8 @@ def test_mg_tfno_reuses_neuraloperator_patching_and_stitches_back():
     # the TFNO sees the patch and one coarser copy per level, each with the domain's coordinates
     assert model.tfno.in_channels == (1 + 2) * 3
     x = torch.randn(2, 1, 37, 37)
-    assert model._admissible(37) == 40  # the next multiple of 2**levels, above neuralop's minimum of 32
-    padded = torch.nn.functional.pad(x, [0, 3, 0, 3])
+    assert model._admissible(37) == 64 and model._admissible(64) == 64  # multiples of 2**(2·levels+1)
+    padded = torch.nn.functional.pad(x, [0, 27, 0, 27])
     patches = model.patching._make_mg_patches(padded)
     assert patches.shape[:2] == (2 * 16, 3)
     m = model.patching.padding_height
@@ -126,6 +126,57 @@ def test_mg_tfno_reuses_neuraloperator_patching_and_stitches_back():
     # levels=0 without the domain's coordinates is the plain TFNO on the whole field
     flat = MGTFNO(1, 1, n_modes=(6, 6), hidden_channels=8, levels=0, domain_coordinates=False)
     torch.testing.assert_close(flat(x), flat.tfno(x))
+
+
+class _FinestPatch(torch.nn.Module):
+    """Stands in for MG-TFNO's TFNO: returns the input channels of the finest patch."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, patches):
+        return patches[:, :self.channels]
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_mg_tfno_pads_patches_crops_and_stitches_back_to_the_input(levels):
+    # with a TFNO that returns its finest patch, the model must be the identity: the padding to
+    # an admissible grid, the margins, the stitching and the crop all undo each other
+    torch.manual_seed(0)
+    model = MGTFNO(2, 2, n_modes=(4, 4), hidden_channels=4, levels=levels)
+    model.tfno = _FinestPatch(2)
+    for h, w in [(85, 85), (37, 50), (17, 17)]:
+        x = torch.randn(3, 2, h, w)
+        torch.testing.assert_close(model(x), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_mg_tfno_coarse_copies_are_centred_on_their_patch_and_padding_has_true_coordinates(levels):
+    # the coordinate channels are ramps over the padded grid (continued past 1 in the padding),
+    # so the centre of each channel of a patch says where it lies; the coarse copy of level ℓ
+    # must sit on its patch up to the subsampling's own offset, −(2**ℓ − 1)/2 fine points, for
+    # every patch (with the grid padded to a multiple of 2**levels only, the copies of 86² drift
+    # by up to 2.5 points at one level, 6.5 at two)
+    model = MGTFNO(1, 1, n_modes=(4, 4), hidden_channels=4, levels=levels)
+    for h, w in [(85, 85), (37, 50), (17, 17), (86, 86)]:
+        patches = model._patches(torch.zeros(2, 1, h, w))
+        assert patches.shape[:2] == (2 * 4 ** levels, 3 * (levels + 1))
+        ph, pw = patches.shape[-2:]
+
+        def centre(channel):  # mean of the four central points (the patches have even sides)
+            return patches[:, channel, ph // 2 - 1:ph // 2 + 1, pw // 2 - 1:pw // 2 + 1].mean(dim=(-2, -1))
+
+        for level in range(1, levels + 1):
+            for axis, n in ((1, h), (2, w)):  # channel 1: y, 2: x, in every group of three
+                offset = (centre(3 * level + axis) - centre(axis)) * (n - 1)  # in fine grid points
+                torch.testing.assert_close(offset, torch.full_like(offset, -(2 ** level - 1) / 2), atol=1e-3, rtol=0)
+    # and the padded strip carries the grid's coordinates continued past 1, not the corner's 0
+    coords = model._patches(torch.zeros(1, 1, 17, 17))
+    strip = model.patching._stitch(coords[:, :3, model.patching.padding_height:-model.patching.padding_height,
+                                          model.patching.padding_width:-model.patching.padding_width])
+    n = strip.shape[-1]
+    torch.testing.assert_close(strip[0, 2, 0], torch.arange(n, dtype=torch.float32) / 16)
 
 
 def test_bad_arguments_are_named():
@@ -141,6 +192,13 @@ def test_bad_arguments_are_named():
         MgNO(1, 1, boundary="neumann")
     with pytest.raises(ValueError, match="padding_fraction"):
         MGTFNO(1, 1, padding_fraction=0.5)
+    # LSM's spectral block checks its own arguments (n_heads=0 was a ZeroDivisionError)
+    for bad, message in ((dict(n_heads=0), "n_heads must be a positive integer, got 0"),
+                         (dict(num_basis=0), "num_basis must be a positive integer"),
+                         (dict(num_token=0), "num_token must be a positive integer"),
+                         (dict(patch_size=(2, 2, 2)), "patch_size must be a positive int or a pair")):
+        with pytest.raises(ValueError, match=message):
+            NeuralSpectralBlock2d(**{**dict(width=8, num_basis=4, num_token=2, patch_size=2, n_heads=2), **bad})
     with pytest.raises(ValueError, match="unknown model 'lsmx'"):
         build_operator("lsmx")
 
