@@ -33,9 +33,9 @@ one stopped, and ``--until-epoch`` splits a long run into parts (on a GPU, parts
 time limit; ``--models`` splits it too). Reported per model: held-out relative L2, parameters,
 seconds per training epoch (the first epoch of each part excluded unless it is the only one;
 its ratio to FNO's only where both were timed on the same one device) and peak memory of
-training. Memory: ``torch.cuda.max_memory_allocated`` on a GPU, on the CPU the rise of the
-process's peak resident set size (``ru_maxrss``), both over their value before the model was
-built, *minus the bytes of the training split*, which the Trainer preloads on the device (so
+training. Memory: ``torch.cuda.max_memory_allocated`` on a GPU (over its value before the
+model was built), on the CPU the rise of the resident set size sampled every 5 ms during
+``fit`` (over its value before), both *minus the bytes of the training split*, which the Trainer preloads on the device (so
 the figure is the model's: parameters, optimizer state, activations). Every part of a split
 run is recorded with its device, epochs, seconds and peak; a model trained on more than one
 device is flagged ``mixed_devices``. On a GPU the TF32 settings are recorded too.
@@ -53,6 +53,7 @@ import json
 import multiprocessing
 import platform
 import resource
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -115,6 +116,35 @@ def dataset(data: dict, work: Path) -> Path:
     return generate("darcy", out=str(work / f"darcy_{data['resolution']}.h5"), **data)
 
 
+class _ResidentPeak:
+    """Resident memory before a block and its peak during it, sampled every 5 ms (Linux).
+
+    ``ru_maxrss`` cannot serve: a small model's training never rises above the high-water mark
+    that imports and data loading left before it.
+    """
+
+    def __enter__(self):
+        self.base = self.peak = _resident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _resident())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _resident())
+
+
+def _resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
 def device_name(device: str, threads: int) -> str:
     import torch
 
@@ -146,8 +176,6 @@ def train_one(name: str, setting: str, data: dict, path: str, work: str, device:
     if gpu:
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     torch.manual_seed(0)
     operator = build_operator(name, in_channels=train.in_channels, out_channels=train.out_channels, **config)
     solver = OperatorSolver(operator)
@@ -156,9 +184,10 @@ def train_one(name: str, setting: str, data: dict, path: str, work: str, device:
                       epochs=epochs, batch_size=train_recipe["batch_size"], scheduler="step",
                       scheduler_options={"step_size": train_recipe["step_size"], "gamma": 0.5}, device=device,
                       preload=True, checkpoint_dir=checkpoints, progress=False)
-    history = trainer.fit(train)
-    peak = torch.cuda.max_memory_allocated(device) if gpu else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with _ResidentPeak() as resident:
+        history = trainer.fit(train)
+    peak = torch.cuda.max_memory_allocated(device) if gpu else resident.peak
+    base = base if gpu else resident.base
     metrics = trainer.evaluate(test)
 
     # this part of the run, appended to the earlier parts' record in the checkpoint folder
@@ -247,8 +276,8 @@ def main(argv=None) -> dict:
 
     devices = sorted({d for r in rows for d in r["devices"]})
     memory = ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-              "rise of the process's peak RSS (ru_maxrss)") + \
-        " during training over its value before the model was built, minus the preloaded training split"
+              "rise of the resident set size (sampled every 5 ms)") + \
+        " during training over its value before, minus the preloaded training split"
     out = {"setting": args.setting, "grid": grid, "devices": devices, "mixed_devices": len(devices) > 1,
            "torch": torch.__version__, "data": data, "train": recipe(args.setting), "peak_memory": memory,
            "rows": rows}

@@ -56,8 +56,8 @@ SKR_GRF = {"alpha": 2.5, "tau": 7.0}
 FULL = {
     "darcy_lognormal": ("darcy", {"coefficient": "lognormal", **SKR_GRF}, 82, 100),
     "darcy_binary": ("darcy", {"coefficient": "binary"}, 82, 100),
-    "darcy_binary_128": ("darcy", {"coefficient": "binary"}, 130, 100),
-    "helmholtz": ("helmholtz", {}, 102, 50),
+    "darcy_binary_128": ("darcy", {"coefficient": "binary"}, 130, 30),
+    "helmholtz": ("helmholtz", {}, 102, 20),
     "poisson": ("poisson", {}, 269, 20),
     "heat": ("heat", SKR_GRF, 107, 10),
     "convection_diffusion": ("convection_diffusion", {}, 82, 100),
@@ -159,7 +159,7 @@ def batched(per_sample, solver, block, device, precond="jacobi", grid_shape=None
             if precond != "none":
                 apply = PRECONDITIONERS[precond](block_diagonal(As), grid_shape=(len(As), *grid_shape))
                 M = lambda V, apply=apply: apply(V.reshape(-1)).reshape(V.shape)  # noqa: E731
-            for sample, result in zip(samples, solve(As, B, rtol=RTOL, M=M)):
+            for sample, result in zip(samples, solve(As, B, rtol=RTOL, M=M, maxiter=GMRES_CAP)):
                 totals["iterations"] += result.iterations
                 totals["unconverged"] += not result.converged
                 totals["solves"] += 1
