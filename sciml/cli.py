@@ -159,10 +159,13 @@ def cmd_demo(args) -> int:
     device = args.device or "cpu"
     torch.manual_seed(args.seed)
     print(f"[1/4] generating {args.n} Darcy problems at {args.resolution}x{args.resolution} "
-          f"(FNO-paper recipe, direct solver)")
+          f"(FNO-paper recipe)")
     data = generate("darcy", n=args.n, n_test=args.n_test, resolution=args.resolution,
                     out=out / f"darcy{args.resolution}.h5", seed=args.seed, progress=not args.quiet)
     train, test = H5Dataset(data, split="train"), H5Dataset(data, split="test")
+    print(f"      solved by {train.attrs['config']['solver']} ({train.attrs['method']}), all to rtol "
+          f"{train.attrs['config']['rtol']:g}" if not train.attrs["n_unconverged"] else
+          f"      {train.attrs['n_unconverged']} samples did not converge ({train.attrs['method']})")
     config = {"model": "fno", "model_options": {"n_modes": [12, 12], "hidden_channels": args.width,
                                                 "n_layers": 4, "in_channels": 1, "out_channels": 1},
               "loss": "l2", "normalize": True, "data": str(data.resolve())}
