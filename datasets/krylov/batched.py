@@ -139,6 +139,7 @@ def cg_batched(A, B, *, X0=None, rtol=1e-5, atol=0.0, maxiter=None, M=None,
         same for every value. 1 (the default) keeps CPU runs free of wasted iterations; on
         CUDA, 10–20 removes most synchronizations at the cost of at most ``check_every − 1``
         masked iterations of the block.
+
     Returns
     -------
     list of SolveResult
@@ -200,12 +201,8 @@ def gmres_batched(A, B, *, X0=None, rtol=1e-5, atol=0.0, maxiter=None, M=None,
     restart : int
         Arnoldi steps per cycle ``m`` (capped at ``n``).
     check_every : int
-        Read the convergence flags on the host (a device synchronization) only every
-        ``check_every`` iterations. Converged systems are masked on the device, so the extra
-        iterations change neither their solution nor their iteration count: results are the
-        same for every value. 1 (the default) keeps CPU runs free of wasted iterations; on
-        CUDA, 10–20 removes most synchronizations at the cost of at most ``check_every − 1``
-        masked iterations of the block.
+        As for :func:`cg_batched`.
+
     Returns
     -------
     list of SolveResult
