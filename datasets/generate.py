@@ -170,9 +170,9 @@ class BlockSolver:
 
     ``block_solver(As, B, X0=None) -> X`` with ``As`` a list of ``s`` matrices and ``B``,
     ``X0``, ``X`` of shape ``(s, N)``. Diagnostics accumulate per sample over every call until
-    :meth:`start_block` (a time-dependent family calls it once per step): iterations, matrix
-    products and seconds are summed, the residual is the largest, converged holds if every
-    solve converged.
+    the next :meth:`start_block` (a time-dependent family calls it once per time step):
+    iterations, matrix products and seconds are summed, the residual is the largest, converged
+    holds if every solve converged.
 
     Parameters
     ----------
@@ -195,7 +195,7 @@ class BlockSolver:
         self.options = {"rtol": rtol, "maxiter": maxiter}
         self.grid_shape = grid_shape
         self.recycle = None
-        self._cache = {}  # id(matrix) -> (matrix, preconditioner or factorization)
+        self._cache = {}  # (ids of the matrices, builder) -> (matrices, what it built); one entry
         self.diagnostics = {}
 
     def reset(self):
