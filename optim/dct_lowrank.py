@@ -86,9 +86,14 @@ class DCTLowRank(Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        for state in self.state.values():  # torch casts every tensor of a parameter's state to its dtype
-            if "indices" in state:
-                state["indices"], state["column_steps"] = state["indices"].long(), state["column_steps"].long()
+        # torch casts every tensor of a parameter's state to the parameter's dtype, which for bf16
+        # would round column indices above 256: the integer buffers are taken from the saved state.
+        params = [p for group in self.param_groups for p in group["params"]]
+        for index, saved in state_dict["state"].items():
+            state = self.state[params[index]]
+            for key in ("indices", "column_steps"):
+                if key in saved:
+                    state[key] = saved[key].to(device=params[index].device, dtype=torch.long)
 
     def _basis(self, n: int, like: Tensor) -> Tensor:
         key = (n, like.dtype, like.device)

@@ -733,3 +733,15 @@ def test_curvature_estimates_that_are_missing_or_not_finite_never_drive_a_step()
     (w ** 2).sum().backward()
     sophia.step(sampled_grad=lambda generator, params: [torch.full_like(w, float("nan"))])
     assert torch.isfinite(w).all() and torch.isfinite(sophia.state[w]["hessian"]).all()
+
+
+def test_dct_lowrank_keeps_exact_column_indices_of_a_bf16_layer_through_a_state_dict():
+    w = torch.zeros(4, 600, dtype=torch.bfloat16, requires_grad=True)
+    opt = DCTLowRank([w], lr=1e-3, rank=4)
+    w.grad = torch.randn(4, 600).to(torch.bfloat16)
+    opt.step()
+    opt.state[w]["indices"] = torch.tensor([257, 301, 433, 599])  # above bf16's exact integers
+    again = DCTLowRank([w], lr=1e-3, rank=4)
+    again.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert again.state[w]["indices"].tolist() == [257, 301, 433, 599]
+    assert again.state[w]["indices"].dtype == torch.long
