@@ -1,4 +1,7 @@
-"""A small regression Solver shared by the Trainer tests (not a test module)."""
+"""Pieces shared by several test modules (not a test module): a small regression Solver and the
+state_dict round-trip check of the optimizer tests."""
+import copy
+
 import torch
 from torch import nn
 
@@ -29,3 +32,24 @@ def regression_data(n=256, dim=4, seed=0):
     x = torch.randn(n, dim, generator=g)
     y = torch.sin(x.sum(1, keepdim=True)) + 0.5 * x[:, :1]
     return torch.utils.data.TensorDataset(x, y)
+
+
+def train_resume_and_compare(make_model, make_optimizer, train, first, then):
+    """Train ``first``, save, train ``then``; resume a fresh copy from the save, train ``then``.
+
+    Asserts the two end states are bit-identical and returns ``(saved, final)`` model state dicts.
+    """
+    model = make_model()
+    opt = make_optimizer(model)
+    train(model, opt, first)
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    train(model, opt, then)
+
+    resumed = make_model()
+    resumed.load_state_dict(saved_model)
+    opt2 = make_optimizer(resumed)
+    opt2.load_state_dict(saved_opt)
+    train(resumed, opt2, then)
+    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    return saved_model, model.state_dict()

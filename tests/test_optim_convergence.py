@@ -6,13 +6,17 @@ least-squares problem min ½‖AX − B‖²_F with cond(A) = 100 (Hessian condi
 Orthogonalized updates have a fixed spectral size, so they converge only as the learning rate
 decays: every run uses a cosine schedule to zero. The tolerance is 1e-3 for every method.
 """
-import copy
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from sciml.optim import AdamP, AuON, HybridAuON, Muon, NorMuon, ROOT, SGDP, build_optimizer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _toy import train_resume_and_compare  # noqa: E402
 
 
 def _sgdp(params, lr):
@@ -114,19 +118,8 @@ def test_state_dict_round_trip_continues_bit_identically(name, complex_mode):
     options = {"complex_mode": complex_mode} if complex_mode else {}
     if name == "sgdp":
         options["momentum"] = 0.9
-    model = _Net()
-    opt = build_optimizer(name, model, lr=1e-2, weight_decay=1e-2, **options)
-    _train(model, opt, range(3))
-    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
-    _train(model, opt, range(3, 6))
-
-    resumed = _Net()
-    resumed.load_state_dict(saved_model)
-    opt2 = build_optimizer(name, resumed, lr=1e-2, weight_decay=1e-2, **options)
-    opt2.load_state_dict(saved_opt)
-    _train(resumed, opt2, range(3, 6))
-    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), k
+    train_resume_and_compare(_Net, lambda model: build_optimizer(name, model, lr=1e-2, weight_decay=1e-2, **options),
+                             _train, range(3), range(3, 6))
 
 
 @pytest.mark.parametrize("factory, kwargs, message", [

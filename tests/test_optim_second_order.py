@@ -2,6 +2,8 @@
 state_dict round trips, and training an FNO and a PINN through the Trainer."""
 import copy
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,9 @@ from sciml.solvers.neural_ode import NeuralODESolver
 from sciml.solvers.operator import OperatorSolver
 from sciml.solvers.pinn import PINNSolver
 from sciml.solvers.pinn_problems import reaction
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _toy import train_resume_and_compare  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -486,20 +491,10 @@ ROUND_TRIP = {
 @pytest.mark.parametrize("key", ROUND_TRIP)
 def test_state_dict_round_trip_continues_bit_identically(key):
     name, options = ROUND_TRIP[key]
-    model = _Net()
-    opt = build_optimizer(name, model, lr=1e-2, weight_decay=1e-2, **options)
-    _train(model, opt, range(3))
-    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
-    _train(model, opt, range(3, 7))
-
-    resumed = _Net()
-    resumed.load_state_dict(saved_model)
-    opt2 = build_optimizer(name, resumed, lr=1e-2, weight_decay=1e-2, **options)
-    opt2.load_state_dict(saved_opt)
-    _train(resumed, opt2, range(3, 7))
-    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert any(not torch.equal(a, b) for a, b in zip(saved_model.values(), model.state_dict().values()))
+    saved, final = train_resume_and_compare(
+        _Net, lambda model: build_optimizer(name, model, lr=1e-2, weight_decay=1e-2, **options), _train,
+        range(3), range(3, 7))
+    assert any(not torch.equal(a, b) for a, b in zip(saved.values(), final.values()))
 
 
 # ---------------------------------------------------------------- the Trainer
