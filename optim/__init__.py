@@ -6,7 +6,8 @@ their shared Newton–Schulz iteration is :func:`newton_schulz`. Projected metho
 scale-invariant weights: :class:`AdamP`, :class:`SGDP`. Second-order methods: :class:`Sophia`
 (``estimator="hutchinson"`` for Sophia-H, ``"gnb"`` for Sophia-G), :class:`AdaHessian`,
 :class:`MFAC`, :class:`MKOR` (built from the model, whose layers it hooks; ``hybrid=True`` for
-MKOR-H) and :class:`DCTLowRank`; the Hutchinson estimator they share is
+MKOR-H), :class:`DCTLowRank` and :class:`NNCG` (Nyström-preconditioned Newton–CG with a line
+search, for PINNs after Adam); the Hutchinson estimator shared by the first two is
 :func:`hessian_diagonal`. All are registered by lower-case name in :data:`OPTIMIZERS`
 (``"hybrid_auon"`` for Hybrid-AuON, ``"dct_lowrank"`` for the DCT low-rank method).
 
@@ -14,6 +15,8 @@ The Trainer learns what an optimizer's ``step`` needs from one declaration, neve
 class name: an optimizer (class or instance) may carry ``step_requires``, a set of
 
 - ``"closure"``: ``step(closure)`` re-evaluates the loss itself (L-BFGS, line searches);
+  declared with ``"create_graph"`` (NNCG), the step gets the graph-carrying gradient of the loss
+  and then the closure, and reads the gradient before calling the closure;
 - ``"create_graph"``: the backward pass must keep its graph, so ``step`` can take
   Hessian-vector products (AdaHessian, Sophia-H);
 - ``"sampled_loss"``: ``step(sampled_grad=f)`` with ``f(generator, params)`` returning the
@@ -48,6 +51,7 @@ from .mfac import MFAC
 from .mkor import MKOR
 from .muon import Muon
 from .newton_schulz import newton_schulz
+from .nncg import NNCG
 from .normuon import NorMuon
 from .orthogonalized import OrthogonalizedOptimizer
 from .root import ROOT
@@ -56,7 +60,7 @@ from .sophia import Sophia
 __all__ = ["OPTIMIZERS", "may_require", "ORTHOGONALIZED", "DEFAULT_EXCLUDE", "build_optimizer", "step_requires",
            "is_hidden_matrix", "Muon", "NorMuon", "ROOT", "AuON", "HybridAuON", "AdamP", "SGDP",
            "OrthogonalizedOptimizer", "newton_schulz", "Sophia", "AdaHessian", "MFAC", "MKOR", "DCTLowRank",
-           "hessian_diagonal", "SECOND_ORDER"]
+           "NNCG", "hessian_diagonal", "SECOND_ORDER"]
 
 _KNOWN_REQUIREMENTS = frozenset({"closure", "create_graph", "sampled_loss", "loss"})
 
@@ -90,10 +94,11 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "mfac": MFAC,
     "mkor": MKOR,
     "dct_lowrank": DCTLowRank,
+    "nncg": NNCG,
 }
 
 #: the second-order methods (``"sophia"`` takes ``estimator="hutchinson"`` or ``"gnb"``)
-SECOND_ORDER: tuple[str, ...] = ("sophia", "adahessian", "mfac", "mkor", "dct_lowrank")
+SECOND_ORDER: tuple[str, ...] = ("sophia", "adahessian", "mfac", "mkor", "dct_lowrank", "nncg")
 
 #: name fragments of layers kept under AdamW: a network's input and output maps (an FNO's
 #: lifting and projection, embeddings, output heads) are not hidden layers
@@ -212,7 +217,11 @@ def build_optimizer(name: str, model: nn.Module | Iterable[nn.Parameter], lr: fl
         if not isinstance(model, nn.Module):
             raise TypeError(f"mkor is built from an nn.Module (it hooks its layers), got {type(model).__name__}")
         return MKOR(model, lr=lr, params=_groups(model, weight_decay), **options)
-    if factory is _lbfgs:  # one group: L-BFGS does not support several
+    if factory is _lbfgs or factory is NNCG:  # one group: L-BFGS does not support several, NNCG's step couples all
         params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
+        if factory is NNCG:
+            if weight_decay:
+                raise ValueError(f"nncg takes no weight_decay, got {weight_decay}")
+            return NNCG(params, lr=lr, **options)
         return factory(params, lr=lr, weight_decay=weight_decay, **options)
     return factory(_groups(model, weight_decay), lr=lr, **options)

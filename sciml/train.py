@@ -312,6 +312,12 @@ class Trainer:
         opt = self.optimizer
         requires = step_requires(opt)
         opt.zero_grad(set_to_none=True)
+
+        def backward_keeping_graph(loss: torch.Tensor) -> None:
+            with warnings.catch_warnings():  # the grad/parameter cycle it warns of is cut after the step
+                warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+                loss.backward(create_graph=True)
+
         if "closure" in requires:
             def closure():
                 opt.zero_grad(set_to_none=True)
@@ -320,16 +326,23 @@ class Trainer:
                 loss.backward()
                 return loss
 
-            loss = opt.step(closure)
+            if "create_graph" in requires:
+                # Newton–CG with a line search (NNCG): the step reads this graph-carrying gradient
+                # for its Hessian-vector products before its closure replaces it
+                with self._autocast():
+                    graph_loss = objective(batch)
+                backward_keeping_graph(graph_loss)
+                loss = opt.step(closure)
+                opt.zero_grad(set_to_none=True)  # frees the graph
+            else:
+                loss = opt.step(closure)
             value = float(loss.detach())
             return value, math.isfinite(value)
 
         with self._autocast():
             loss = objective(batch)
         if "create_graph" in requires:
-            with warnings.catch_warnings():  # the grad/parameter cycle it warns of is cut after the step
-                warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
-                loss.backward(create_graph=True)
+            backward_keeping_graph(loss)
         else:
             loss.backward()
         norm = torch.nn.utils.get_total_norm([p.grad.detach() for p in params if p.grad is not None])
