@@ -24,9 +24,14 @@ it 2π-periodic in ξ and enforces the periodic boundary condition exactly. The 
 the displacement x − ξ, periodic in ξ, scaled by t·max(|β|, 1) so that x(ξ, 0) = ξ holds exactly
 and the branch output stays of order one for any β (the paper penalises x(ξ, 0) − ξ instead).
 
+Both branches (and the Eulerian baseline) see time as t / T on the domain [0, 2π] × [0, T], so
+their inputs lie in [−1, 1] whatever T is.
+
 Predictions on the Eulerian grid (:meth:`LagrangianPINNSolver.sample`) invert the learned
 characteristic map, x(ξ, t) = x modulo 2π, by Newton's method started from the learned
-displacement; the paper interpolates the scattered Lagrangian predictions instead.
+displacement; the paper interpolates the scattered Lagrangian predictions instead. The inverse
+exists only where the map increases in ξ (x_ξ > 0, true of the exact map x = ξ + βt); a learned
+map with x_ξ ≤ 0 at a Newton iterate is refused with a RuntimeError rather than inverted.
 
 :class:`EulerianPINNSolver` is the baseline of the paper's comparison: one network u(x, t)
 trained on the residual of (E), the initial condition and the periodic boundary condition
@@ -164,7 +169,7 @@ class LagrangianPINNSolver(_ConvectionDiffusion):
     ----------
     beta : convection speed β.
     nu : diffusivity ν ≥ 0.
-    t_max : final time T of the domain [0, 2π] × [0, T].
+    t_max : final time T of the domain [0, 2π] × [0, T]; the branches see t / T.
     u0 : the 2π-periodic initial condition, a callable on tensors; None is sin(x).
     hidden, depth : width and number of linear layers of each branch (tanh MLPs).
     ic_weight : weight of the initial-condition term of u.
@@ -182,9 +187,8 @@ class LagrangianPINNSolver(_ConvectionDiffusion):
         self.u_branch = _mlp(3, hidden, depth)
         self.scale = max(abs(self.beta), 1.0)
 
-    @staticmethod
-    def _features(xi: Tensor, t: Tensor) -> Tensor:
-        return torch.stack([torch.cos(xi), torch.sin(xi), t], -1)  # 2π-periodic in the label ξ
+    def _features(self, xi: Tensor, t: Tensor) -> Tensor:
+        return torch.stack([torch.cos(xi), torch.sin(xi), t / self.t_max], -1)  # 2π-periodic in the label ξ
 
     def characteristic(self, xi: Tensor, t: Tensor) -> Tensor:
         """x(ξ, t): the position at time t of the characteristic that starts at ξ."""
@@ -219,7 +223,13 @@ class LagrangianPINNSolver(_ConvectionDiffusion):
             for _ in range(self.newton_steps):
                 xi = xi.detach().requires_grad_()
                 pos = self.characteristic(xi, t)
-                slope = torch.autograd.grad(pos.sum(), xi)[0]
+                slope = torch.autograd.grad(pos.sum(), xi)[0]  # x_ξ
+                bad = ~(slope > 0)
+                if bad.any():  # a fold of the map: no unique ξ, and Newton's step would be garbage
+                    raise RuntimeError(
+                        f"the learned characteristic map x(ξ, t) is not increasing in ξ (x_ξ <= 0 at "
+                        f"{int(bad.sum())} of {bad.numel()} points, e.g. t = {float(t[bad][0]):.4g}, "
+                        f"x_ξ = {float(slope[bad][0]):.3g}), so it cannot be inverted; train the solver further")
                 miss = torch.remainder(pos - x + math.pi, TWO_PI) - math.pi  # nearest periodic image
                 xi = xi - miss / slope
         return self.state(xi.detach(), t)
@@ -230,7 +240,8 @@ class EulerianPINNSolver(_ConvectionDiffusion):
 
     Loss: mean square of u_t + β u_x − ν u_xx at the batch's points, plus ``ic_weight`` times
     that of u(x, 0) − u0(x) at the batch's x, plus ``bc_weight`` times that of
-    u(0, t) − u(2π, t) at the batch's t. Parameters as :class:`LagrangianPINNSolver`.
+    u(0, t) − u(2π, t) at the batch's t. Parameters as :class:`LagrangianPINNSolver`; the network
+    sees (x, t / T).
     """
 
     def __init__(self, beta: float, nu: float = 0.0, t_max: float = 1.0, u0: Callable[[Tensor], Tensor] | None = None,
@@ -242,7 +253,7 @@ class EulerianPINNSolver(_ConvectionDiffusion):
         self.net = _mlp(2, hidden, depth)
 
     def _u(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.net(torch.stack([x, t], -1)).squeeze(-1)
+        return self.net(torch.stack([x, t / self.t_max], -1)).squeeze(-1)
 
     def loss(self, batch: Any) -> Tensor:
         x, t = self._points(batch)

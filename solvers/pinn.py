@@ -12,7 +12,8 @@ Around that core:
 - hard constraints by output transformation, Lagaris, Likas & Fotiadis 1998, "Artificial neural
   networks for solving ordinary and partial differential equations" (IEEE TNN 9), eq. 11:
   u = g(x) + d(x)·N(x) with g taking the prescribed values and d vanishing where they are
-  prescribed, so those conditions hold exactly and their loss terms drop out;
+  prescribed, so those conditions hold exactly (to rounding: sin(π) ≈ 1.2e-16, ≈ 8.7e-8 in
+  float32) and their loss terms drop out;
 - collocation by uniform, Latin-hypercube or scrambled Sobol sampling (``scipy.stats.qmc``);
 - residual-based adaptive refinement: RAR, Lu, Meng, Mao & Karniadakis 2021, "DeepXDE: A deep
   learning library for solving differential equations" (SIAM Review 63), §2.8, adds the
@@ -233,8 +234,8 @@ class PDEProblem:
     initial : u(x, t0) as ``points -> (n,)``, or None.
     initial_rate : ∂u/∂t(x, t0) as ``points -> (n,)`` (second order in time), or None.
     lift, distance : ``points -> (n,)`` for the hard constraint u = lift + distance·N (Lagaris
-        et al. 1998, eq. 11); distance vanishes exactly where the constraint holds.
-    hard_terms : the loss terms that the hard constraint satisfies exactly (dropped with it).
+        et al. 1998, eq. 11); distance vanishes where the constraint holds (to rounding).
+    hard_terms : the loss terms that the hard constraint satisfies to rounding (dropped with it).
     solution : exact solution ``points -> (n,)``, if known.
     reference : ``(points (m, dim), values (m,))`` to measure the error against.
     """
@@ -341,13 +342,20 @@ class PINNSolver(Solver):
     network : an ``nn.Module`` mapping ``(n, dim)`` scaled coordinates in [-1, 1]^dim to
         ``(n, 1)``; default :class:`MLP` with ``hidden`` and ``activation``.
     hidden, activation, seed : the default MLP's layer widths, activation and initialisation seed.
-    hard : enforce ``problem.hard_terms`` exactly through u = lift + distance·N.
-    weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``); default 1.
+    hard : enforce ``problem.hard_terms`` to rounding through u = lift + distance·N.
+    weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``); default 1. A
+        weight for a term the solver does not have (absent from the problem, or dropped by
+        ``hard``) raises ValueError.
     dtype : parameter dtype; use ``torch.float64`` with L-BFGS (it stalls in float32).
 
     The loss on a batch of point sets is (Raissi et al. 2019, eq. 4–6)
     w_r·mean(r²) + w_b·mean((u − g)²) + w_0·mean((u − u₀)² [+ (u_t − v₀)²]); a periodic
     boundary term is mean((u(lo) − u(hi))²) [+ the same for the normal derivative].
+
+    The network must be pointwise: u at a point may depend on that point only, since
+    :class:`Derivatives` differentiates all points in one pass. Construction checks it once, in
+    training mode, on 8 points (∂u(p_0)/∂p_j = 0 for j ≠ 0) and refuses a network that mixes
+    its batch (BatchNorm in training mode, attention across points) with a ValueError.
     """
 
     supports_bf16 = False  # second derivatives of a bf16 network are noise
@@ -364,18 +372,24 @@ class PINNSolver(Solver):
         unknown = set(weights) - set(TERMS)
         if unknown:
             raise ValueError(f"weights has unknown terms {sorted(unknown)}; expected some of {TERMS}")
-        if any(not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w)) for w in weights.values()):
-            raise ValueError(f"weights must be finite and non-negative, got {weights!r}")
+        if any(isinstance(w, bool) or not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w))
+               for w in weights.values()):
+            raise ValueError(f"weights must be finite non-negative numbers (not bools), got {weights!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         self.problem, self.hard = problem, hard
         self.terms = tuple(t for t in problem.terms if not (hard and t in problem.hard_terms))
+        unused = sorted(set(weights) - set(self.terms))
+        if unused:
+            raise ValueError(f"weights has terms {unused} that this solver does not have (problem {problem.name!r} "
+                             f"with hard={hard} has the terms {self.terms}); drop them")
         self.weights = {t: float(weights.get(t, 1.0)) for t in self.terms}
         dim = problem.domain.dim
         self.network = network if network is not None else MLP(dim, 1, hidden, activation, seed)
         if not isinstance(self.network, nn.Module):
             raise TypeError(f"network must be an nn.Module, got {type(self.network).__name__}")
         self.network.to(dtype)
+        self._check_pointwise()
         self.register_buffer("lower", problem.domain.lower.clone(), persistent=False)
         self.register_buffer("upper", problem.domain.upper.clone(), persistent=False)
         if problem.reference is not None:
@@ -387,14 +401,41 @@ class PINNSolver(Solver):
         return next(self.network.parameters()).dtype
 
     # ------------------------------------------------------------------ the network
+    def _net(self, z: Tensor) -> Tensor:
+        """The network at ``(n, dim)`` scaled inputs, ``(n,)``."""
+        out = self.network(z)
+        if out.dim() != 2 or out.shape != (z.shape[0], 1):
+            raise ValueError(f"network must map (n, {z.shape[1]}) to (n, 1), got {tuple(out.shape)}")
+        return out[:, 0]
+
+    def _check_pointwise(self) -> None:
+        """Refuse a network whose output at one point depends on the other points of its batch:
+        :class:`Derivatives` takes the gradient of Σ_i u(p_i) as the per-point gradient."""
+        param = next(self.network.parameters(), None)
+        if param is None:
+            raise ValueError("network must have parameters to train, got none")
+        modes = {m: m.training for m in self.network.modules()}
+        z = (2 * unit_samples(8, self.problem.domain.dim, "sobol", seed=0) - 1).to(param.device, param.dtype)
+        z.requires_grad_(True)
+        try:
+            with torch.random.fork_rng(devices=[]), torch.enable_grad():  # dropout leaves the global stream alone
+                self.network.train()  # the mode the loss is computed in
+                first = self._net(z)[0]
+                cross = torch.autograd.grad(first, z, allow_unused=True)[0]
+        finally:
+            for m, training in modes.items():
+                m.train(training)
+        leak = 0.0 if cross is None else float(cross[1:].abs().max())
+        if leak > 1e-6 * max(1.0, float(cross[0].abs().max())):
+            raise ValueError(f"network must act on each point alone (u at a point may depend on that point only), "
+                             f"but its output at one point changes with the others (|du(p_0)/dp_j| up to {leak:.2e}); "
+                             f"BatchNorm in training mode or attention across the batch break the derivatives")
+
     def u(self, points: Tensor) -> Tensor:
         """u at ``(n, dim)`` points, ``(n,)``, differentiable in the points and the parameters."""
         lower, upper = self.lower.to(points.dtype), self.upper.to(points.dtype)
         z = 2.0 * (points - lower) / (upper - lower) - 1.0  # inputs in [-1, 1]: tanh layers start unsaturated
-        out = self.network(z)
-        if out.dim() != 2 or out.shape != (points.shape[0], 1):
-            raise ValueError(f"network must map (n, {points.shape[1]}) to (n, 1), got {tuple(out.shape)}")
-        out = out[:, 0]
+        out = self._net(z)
         if self.hard:
             out = self.problem.lift(points) + self.problem.distance(points) * out  # Lagaris et al. 1998, eq. 11
         return out

@@ -80,6 +80,44 @@ def test_sample_inverts_the_characteristic_map_periodically():
         assert torch.allclose(solver.sample(x, t), solver.state(xi, t), atol=1e-5)
 
 
+def test_sample_refuses_a_folded_characteristic_map():
+    """Where x_ξ ≤ 0 the map ξ ↦ x(ξ, t) folds: x has several labels ξ and Newton's step divides by
+    a slope of the wrong sign, so sample raises instead of returning one of them (or garbage)."""
+    torch.manual_seed(0)
+    solver = LagrangianPINNSolver(30.0, hidden=8, depth=2)
+    with torch.no_grad():
+        solver.x_branch[-1].weight.mul_(0.5)  # a wiggle in ξ that 30·t amplifies beyond slope 1
+    xi = torch.linspace(0, 2 * math.pi, 50)[:-1].requires_grad_()
+    t = torch.full_like(xi, 0.7)
+    slope = torch.autograd.grad(solver.characteristic(xi, t).sum(), xi)[0]
+    assert slope.min() < 0 < slope.max()  # folded in places
+    with torch.no_grad():
+        x = torch.remainder(solver.characteristic(xi, t), 2 * math.pi)
+    with pytest.raises(RuntimeError, match="not increasing in ξ"):
+        solver.sample(x, t)
+
+
+@pytest.mark.parametrize("cls", [LagrangianPINNSolver, EulerianPINNSolver])
+def test_networks_see_time_scaled_by_t_max(cls):
+    """t_max = T sets the domain [0, 2π] × [0, T]; the networks see t / T, so a solver on [0, 2]
+    with the weights of one on [0, 1] gives at (ξ, 2t) what that one gives at (ξ, t)."""
+    torch.manual_seed(0)
+    short, long = cls(5.0, hidden=8, depth=2), cls(5.0, t_max=2.0, hidden=8, depth=2)
+    long.load_state_dict(short.state_dict())
+    p = space_time_grid(16, 5)
+    x, t = p[:, 0], p[:, 1]
+    with torch.no_grad():
+        if cls is LagrangianPINNSolver:
+            assert torch.allclose(long.state(x, 2 * t), short.state(x, t), rtol=0, atol=1e-6)
+            # the displacement t·β·N doubles with the time it has had
+            assert torch.allclose(long.characteristic(x, 2 * t) - x, 2 * (short.characteristic(x, t) - x),
+                                  rtol=0, atol=1e-5)
+            assert not torch.allclose(short.state(x, 2 * t), short.state(x, t), atol=1e-3)  # time does matter
+        else:
+            assert torch.allclose(long.sample(x, 2 * t), short.sample(x, t), rtol=0, atol=1e-6)
+            assert not torch.allclose(short.sample(x, 2 * t), short.sample(x, t), atol=1e-3)
+
+
 @pytest.mark.parametrize("cls", [LagrangianPINNSolver, EulerianPINNSolver])
 def test_bad_arguments_raise_naming_them(cls):
     with pytest.raises(ValueError, match="nu must be non-negative, got -0.1"):

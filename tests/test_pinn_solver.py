@@ -3,11 +3,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from sciml import Trainer
 from sciml.solvers import PINNSolver
 from sciml.solvers.pinn import Collocation, Domain, PDEProblem, unit_samples
-from sciml.solvers.pinn_problems import burgers, poisson, wave
+from sciml.solvers.pinn_problems import allen_cahn, burgers, convection, poisson, reaction, wave
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
@@ -34,23 +35,62 @@ def test_autograd_derivatives_match_finite_differences():
     assert torch.allclose(d["xt"], d["tx"], rtol=0, atol=1e-12)  # symmetric Hessian
 
 
-def test_hard_constraints_hold_exactly():
-    solver = PINNSolver(burgers(), hard=True, dtype=torch.float64, seed=1)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_hard_constraints_hold_to_rounding(dtype, tol):
+    """Exact up to rounding: in float32 the Burgers lift −sin(πx) is 8.7e-8 at x = ±1."""
+    solver = PINNSolver(burgers(), hard=True, dtype=dtype, seed=1)
     dom = solver.problem.domain
     b, i0 = dom.boundary(200, seed=2), dom.initial(200, seed=3)
-    assert solver.sample(b).abs().max() <= 1e-12
-    assert (solver.sample(i0) + torch.sin(math.pi * i0[:, 0])).abs().max() <= 1e-12
+    assert solver.sample(b).abs().max() <= tol
+    assert (solver.sample(i0) + torch.sin(math.pi * i0[:, 0])).abs().max() <= tol
     assert solver.terms == ("residual",)
 
-    w = PINNSolver(wave(), hard=True, dtype=torch.float64, seed=1)
+    w = PINNSolver(wave(), hard=True, dtype=dtype, seed=1)
     pts = w.problem.domain.initial(200, seed=4)
     d = w.derivatives(pts)
-    assert (d.u - w.problem.initial(pts)).abs().max() <= 1e-12
-    assert d["t"].abs().max() <= 1e-12  # u_t(x, 0) = 0 through the t² factor
-    assert w.sample(w.problem.domain.boundary(200, seed=5)).abs().max() <= 1e-12
+    assert (d.u - w.problem.initial(pts)).abs().max() <= tol
+    assert d["t"].abs().max() <= tol  # u_t(x, 0) = 0 through the t² factor
+    assert w.sample(w.problem.domain.boundary(200, seed=5)).abs().max() <= tol
 
-    p = PINNSolver(poisson(dim=2), hard=True, dtype=torch.float64, seed=1)
-    assert p.sample(p.problem.domain.boundary(400, seed=6)).abs().max() <= 1e-12
+    p = PINNSolver(poisson(dim=2), hard=True, dtype=dtype, seed=1)
+    assert p.sample(p.problem.domain.boundary(400, seed=6)).abs().max() <= tol
+
+    # initial-only constraints (distance t): u(x, 0) = u0 while the periodic boundary stays a loss term
+    for problem in (convection(), reaction(), allen_cahn(t_end=0.25)):
+        s = PINNSolver(problem, hard=True, dtype=dtype, seed=1)
+        pts = problem.domain.initial(200, seed=7)
+        u0 = problem.initial(pts).to(dtype)
+        assert (s.sample(pts) - u0).abs().max() <= tol * max(1.0, float(u0.abs().max())), problem.name
+        assert s.terms == ("residual", "boundary")
+        inner = pts + torch.tensor([0.0, 0.1], dtype=torch.float64)  # off the slice the network does act
+        assert (s.sample(inner) - problem.initial(inner).to(dtype)).abs().max() > 1e-3, problem.name
+
+
+def _batchnorm_network():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 1))
+
+
+def test_a_network_that_mixes_points_is_refused():
+    """Derivatives takes the gradient of Σ_i u(p_i) as the per-point gradient, which holds only
+    for a pointwise network; BatchNorm (in training mode, the mode of the loss) mixes the batch."""
+    net = _batchnorm_network()
+    p = burgers().domain.interior(16, seed=0).float()
+    z = (2 * (p - torch.tensor([-1.0, 0.0])) / torch.tensor([2.0, 1.0]) - 1).requires_grad_(True)
+    cross = torch.autograd.grad(net(z)[0, 0], z)[0][1:].abs().max()
+    assert cross > 1e-3  # what the check detects: u at p_0 moves with the other points
+    with pytest.raises(ValueError, match="network must act on each point alone"):
+        PINNSolver(burgers(), network=net)
+    net.eval()  # refused too: the Trainer trains in training mode, and the check restores the mode
+    with pytest.raises(ValueError, match="network must act on each point alone"):
+        PINNSolver(burgers(), network=net)
+    assert not any(m.training for m in net.modules())
+    # pointwise networks pass: the default MLP, and one with dropout (a mask per entry)
+    assert PINNSolver(burgers(), dtype=torch.float64).network.training
+    dropout = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 1))
+    state = torch.random.get_rng_state()
+    PINNSolver(burgers(), network=dropout, dtype=torch.float64)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the check draws nothing from the global stream
 
 
 @pytest.mark.parametrize("sampler", ["uniform", "lhs", "sobol"])
@@ -120,6 +160,12 @@ def test_bad_input_raises_value_error_naming_the_argument():
         solver.loss({"interior": torch.zeros(4, 2), "boundary": torch.zeros(4, 1), "initial": torch.zeros(4, 2)})
     with pytest.raises(ValueError, match="weights"):
         PINNSolver(burgers(), weights={"pde": 1.0})
+    with pytest.raises(ValueError, match=r"weights must be finite non-negative numbers \(not bools\)"):
+        PINNSolver(burgers(), weights={"residual": True})
+    with pytest.raises(ValueError, match=r"weights has terms \['initial'\] that this solver does not have"):
+        PINNSolver(burgers(), hard=True, weights={"initial": 10.0})  # hard=True satisfies u(x, 0): no such term
+    assert PINNSolver(burgers(), weights={"initial": 10.0}).weights == {"residual": 1.0, "boundary": 1.0,
+                                                                        "initial": 10.0}
     with pytest.raises(ValueError, match="method"):
         solver.refine(solver.collocation(8), 4, method="greedy")
     with pytest.raises(ValueError, match="n_add"):
