@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ._adam import real_view
 from ._checks import check_range
 from .hutchinson import stored_generator
 
@@ -116,6 +117,19 @@ def nystrom_approximation(matmat: Callable[[Tensor], Tensor], size: int, rank: i
     return NystromApproximation(U, (sigma.square() - nu).clamp_min(0.0))  # Λ̂ = max(0, Σ² − ν)
 
 
+def _flatten(tensors: list[Tensor | None], params: list[Tensor]) -> Tensor:
+    """One float64 vector of ``tensors`` (zeros for None), complex ones as pairs of reals."""
+    return torch.cat([real_view(t if t is not None else torch.zeros_like(p)).reshape(-1).double()
+                      for t, p in zip(tensors, params)])
+
+
+def _unflatten(v: Tensor, params: list[Tensor]) -> list[Tensor]:
+    """The inverse of :func:`_flatten`: pieces of ``v`` shaped and typed like ``params``."""
+    views = [real_view(p) for p in params]
+    pieces = [chunk.view(w.shape).to(w.dtype) for chunk, w in zip(v.split([w.numel() for w in views]), views)]
+    return [torch.view_as_complex(x) if p.is_complex() else x for x, p in zip(pieces, params)]
+
+
 def _nystrom_inverse(v: Tensor, approx: NystromApproximation, mu: float) -> Tensor:
     """P⁻¹ v of (2)."""
     U, lam = approx
@@ -175,7 +189,8 @@ class NNCG(Optimizer):
 
     Parameters
     ----------
-    params : real parameters, in one group (the step is taken in all of them jointly).
+    params : parameters in one group (the step is taken in all of them jointly); a complex one
+        (an FNO's spectral weights) counts as the pairs of reals of its real view.
     lr : η₀, the first step size the line search (4) tries (default 1, a Newton step).
     rank : r, the rank of the Nyström approximation (1) (default 60, the paper's).
     mu : the damping μ > 0 of (2)–(3) (default 1e-2; the paper sweeps 1e-5 … 1e-1).
@@ -219,24 +234,21 @@ class NNCG(Optimizer):
         check_range("cg_tol", group["cg_tol"], 0.0, 1.0)
         check_range("armijo_alpha", group["armijo_alpha"], 0.0, 1.0, low_open=True)
         check_range("armijo_beta", group["armijo_beta"], 0.0, 1.0, low_open=True)
-        for p in group["params"]:
-            if p.is_complex():
-                raise TypeError(f"NNCG takes real parameters, got one of dtype {p.dtype}")
 
     def _hvp(self, params: list[Tensor], grads: list[Tensor | None], v: Tensor) -> Tensor:
-        """H v in float64, by differentiating ⟨g, v⟩ through the gradient's graph."""
+        """H v in float64, by differentiating ⟨g, v⟩ through the gradient's graph (for a complex
+        parameter, torch's gradient of the real inner product of the real views is H v on them)."""
         live = [i for i, g in enumerate(grads) if g is not None and g.grad_fn is not None]
-        pieces = [chunk.view_as(p).to(p.dtype) for chunk, p in zip(v.split([p.numel() for p in params]), params)]
+        pieces = _unflatten(v, params)
         hv = torch.autograd.grad([grads[i] for i in live], params, grad_outputs=[pieces[i] for i in live],
                                  retain_graph=True, allow_unused=True)
-        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1).double()
-                          for h, p in zip(hv, params)])
+        return _flatten(list(hv), params)
 
     def _line_search(self, params: list[Tensor], d: Tensor, slope: float, f0: float,
                      closure: Callable[[], Tensor], group: dict) -> float:
         """(4)–(5): the accepted step size, or 0.0 with the parameters restored."""
         origin = [p.detach().clone() for p in params]
-        steps = [chunk.view_as(p).to(p.dtype) for chunk, p in zip(d.split([p.numel() for p in params]), params)]
+        steps = _unflatten(d, params)
         eta = group["lr"]
         for _ in range(group["max_line_search"]):
             for p, w, s in zip(params, origin, steps):
@@ -261,8 +273,7 @@ class NNCG(Optimizer):
         if not any(g is not None and g.grad_fn is not None for g in grads):
             raise RuntimeError("NNCG takes Hessian-vector products through the gradient's graph: call "
                                "loss.backward(create_graph=True) before step(closure)")
-        g = torch.cat([(gr if gr is not None else torch.zeros_like(p)).detach().reshape(-1).double()
-                       for gr, p in zip(grads, params)])
+        g = _flatten([gr.detach() if gr is not None else None for gr in grads], params)
         with torch.enable_grad():
             loss = closure()
         f0 = float(loss.detach())
@@ -276,7 +287,7 @@ class NNCG(Optimizer):
             return self._hvp(params, grads, v)
 
         if steps % group["precond_update_freq"] == 0:
-            eps = torch.finfo(params[0].dtype).eps
+            eps = torch.finfo(real_view(params[0]).dtype).eps
             with stored_generator(self, _RNG, self.seed) as generator:
                 approx = nystrom_approximation(lambda X: torch.stack([hvp(x) for x in X.T], dim=1), g.numel(),
                                                group["rank"], generator, eps=eps, device=g.device)  # (1)

@@ -34,6 +34,14 @@ def regression_data(n=256, dim=4, seed=0):
     return torch.utils.data.TensorDataset(x, y)
 
 
+def fno_data(n=16, size=16, seed=0):
+    """A smoothing, saturating operator on random fields: ``(n, 1, size, size)`` pairs for FNO tests."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, size, size, generator=g)
+    y = torch.fft.irfft2(torch.fft.rfft2(x) * 0.5, s=(size, size)).tanh()
+    return torch.utils.data.TensorDataset(x, y)
+
+
 def train_resume_and_compare(make_model, make_optimizer, train, first, then):
     """Train ``first``, save, train ``then``; resume a fresh copy from the save, train ``then``.
 

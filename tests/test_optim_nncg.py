@@ -10,12 +10,14 @@ from torch import nn
 
 from sciml import Trainer
 from sciml.optim import NNCG, OPTIMIZERS, SECOND_ORDER, build_optimizer, may_require, step_requires
+from sciml.operators import FNO
 from sciml.optim.nncg import nystrom_approximation, nystrom_pcg
+from sciml.solvers.operator import OperatorSolver
 from sciml.solvers.pinn import PINNSolver
 from sciml.solvers.pinn_problems import poisson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _toy import Regression, regression_data, train_resume_and_compare  # noqa: E402
+from _toy import Regression, fno_data, regression_data, train_resume_and_compare  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")]
@@ -268,8 +270,45 @@ def test_nncg_is_registered_and_refuses_what_it_cannot_take():
         build_optimizer("nncg", nn.Linear(3, 2), weight_decay=0.1)
     with pytest.raises(ValueError, match="one parameter group"):
         NNCG([{"params": [nn.Parameter(torch.ones(2))]}, {"params": [nn.Parameter(torch.ones(2))]}])
-    with pytest.raises(TypeError, match="real parameters"):
-        NNCG([nn.Parameter(torch.ones(2, dtype=torch.complex64))])
+
+
+def test_a_complex_parameter_steps_as_the_pair_of_reals_of_its_real_view():
+    """The same loss of z = x + iy, once with a complex parameter z and once with a real (n, 2)
+    parameter [x, y]: the iterates agree to rounding (the HVPs of both views are the same)."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 4, generator=g, dtype=torch.complex128)
+    b = torch.randn(6, generator=g, dtype=torch.complex128)
+    z0 = torch.randn(4, generator=g, dtype=torch.complex128)
+
+    def loss_of(z):  # non-quadratic, so the Hessian changes between steps
+        return (A @ z - b).abs().pow(2).sum() + 0.1 * z.abs().pow(4).sum()
+
+    complex_param = nn.Parameter(z0.clone())
+    real_param = nn.Parameter(torch.view_as_real(z0).clone())
+    runs = []
+    for param, as_complex in ((complex_param, lambda: complex_param), (real_param,
+                                                                       lambda: torch.view_as_complex(real_param))):
+        opt = NNCG([param], rank=4, precond_update_freq=2, mu=1e-3)
+        runs.append([_step(opt, lambda: loss_of(as_complex())) for _ in range(4)])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-10)
+    assert runs[0][-1] < 0.5 * runs[0][0]
+    assert torch.allclose(torch.view_as_real(complex_param.detach()), real_param.detach(), atol=1e-10)
+
+
+def test_nncg_trains_an_fno_through_the_trainer():
+    """Complex spectral weights and FFTs in the Hessian-vector products: ten full-batch steps from
+    initialisation cut the training loss of a small FNO at least twofold (measured 3.4x), never
+    raising it. The damping is large (μ = 0.1) because the Hessian at initialisation is indefinite:
+    with μ = 1e-3 CG meets negative curvature at once and the steps are preconditioned gradient steps."""
+    torch.manual_seed(0)
+    solver = OperatorSolver(FNO((4, 4), 1, 1, 8, n_layers=2))
+    data = fno_data()
+    history = Trainer(solver, optimizer="nncg", lr=1.0, optimizer_options={"rank": 10, "mu": 0.1, "cg_max_iters": 50},
+                      epochs=10, batch_size=len(data), device="cpu", progress=False).fit(data)
+    losses = history["train_loss"]
+    assert history["skipped_steps"] == [0] * 10
+    assert all(b <= a for a, b in zip(losses, losses[1:]))
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 # ---------------------------------------------------------------- the Trainer

@@ -20,7 +20,7 @@ from sciml.solvers.pinn import PINNSolver
 from sciml.solvers.pinn_problems import reaction
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _toy import train_resume_and_compare  # noqa: E402
+from _toy import fno_data, train_resume_and_compare  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -509,13 +509,6 @@ TRAINER = {  # name: (optimizer, lr, options)
 }
 
 
-def _fno_data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(16, 1, 16, 16, generator=g)
-    y = torch.fft.irfft2(torch.fft.rfft2(x) * 0.5, s=(16, 16)).tanh()
-    return torch.utils.data.TensorDataset(x, y)
-
-
 @pytest.mark.parametrize("key", TRAINER)
 def test_each_optimizer_trains_an_fno_through_the_trainer(key):
     name, lr, options = TRAINER[key]
@@ -523,7 +516,7 @@ def test_each_optimizer_trains_an_fno_through_the_trainer(key):
     solver = OperatorSolver(FNO((4, 4), 1, 1, 8, n_layers=2))
     trainer = Trainer(solver, optimizer=name, lr=lr, optimizer_options=options, epochs=10, batch_size=8,
                       device="cpu", progress=False)
-    history = trainer.fit(_fno_data())
+    history = trainer.fit(fno_data())
     assert history["skipped_steps"] == [0] * 10
     assert history["train_loss"][-1] < 0.95 * history["train_loss"][0]
     assert all(torch.isfinite(p).all() for p in solver.parameters())
