@@ -37,12 +37,21 @@ def _interpolation_1d(m: int, device, dtype):
     return rows[keep], cols[keep], weights.to(device=device, dtype=dtype)[keep]
 
 
-def _csr(rows, cols, values, shape):
+def _block_diagonal_csr(rows, cols, values, shape, batch):
+    """``I_batch ⊗ B`` as sparse CSR, for the block ``B`` given by distinct ``(rows, cols, values)``
+    entries of ``shape``: the block is sorted once and its index arrays repeated with offsets,
+    which is much cheaper than coalescing the whole stack."""
+    order = torch.argsort(rows * shape[1] + cols)
+    rows, cols, values = rows[order], cols[order], values[order]
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    offsets = torch.arange(batch, device=rows.device)[:, None]
+    crow = torch.cat([(crow[:-1][None, :] + offsets * len(values)).reshape(-1), crow[-1:] * batch])
+    cols = (cols[None, :] + offsets * shape[1]).reshape(-1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape,
-                                      check_invariants=False)
-        return coo.coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, cols, values.repeat(batch), (batch * shape[0], batch * shape[1]),
+                                       check_invariants=False)
 
 
 def interpolation(grid_shape, device, dtype, batch=1):
@@ -68,12 +77,8 @@ def interpolation(grid_shape, device, dtype, batch=1):
     rows = (ry[:, None] * nx + rx[None, :]).reshape(-1)          # P = P_y ⊗ P_x
     cols = (cy[:, None] * mx + cx[None, :]).reshape(-1)
     values = (wy[:, None] * wx[None, :]).reshape(-1)
-    offsets = torch.arange(batch, device=device)[:, None]
-    rows = (rows[None, :] + offsets * (ny * nx)).reshape(-1)      # I_batch ⊗ P
-    cols = (cols[None, :] + offsets * (my * mx)).reshape(-1)
-    values = values.repeat(batch)
-    P = _csr(rows, cols, values, (batch * ny * nx, batch * my * mx))
-    R = _csr(cols, rows, values, (batch * my * mx, batch * ny * nx))
+    P = _block_diagonal_csr(rows, cols, values, (ny * nx, my * mx), batch)   # I_batch ⊗ P
+    R = _block_diagonal_csr(cols, rows, values, (my * mx, ny * nx), batch)
     return P, R, (my, mx)
 
 
