@@ -36,7 +36,8 @@ Where this file departs from the paper and its reference code (the authors' ``Ny
 
 The step needs the gradient's graph (Hessian-vector products through ``torch.autograd.grad``
 with ``retain_graph=True``) and a closure (the line search): ``step_requires`` is
-``{"closure", "create_graph"}``, and the Trainer serves both. Called by hand::
+``{"closure", "create_graph", "loss"}``, and the Trainer serves them (the loss it computed
+spares the step one closure call). Called by hand::
 
     opt.zero_grad()
     loss_fn().backward(create_graph=True)   # the graph the Hessian-vector products use
@@ -102,6 +103,8 @@ def nystrom_approximation(matmat: Callable[[Tensor], Tensor], size: int, rank: i
     omega = torch.randn(size, r, generator=generator, dtype=torch.float64).to(device)
     Q, _ = torch.linalg.qr(omega)  # orthonormal test matrix
     Y = matmat(Q)
+    if not bool(torch.isfinite(Y).all()):
+        raise ValueError("the Hessian-vector products of the sketch are not finite")
     nu = size ** 0.5 * eps * float(torch.linalg.matrix_norm(Y, ord=2))  # ν = √p eps(‖Y‖₂)
     if nu == 0.0:  # A Q = 0: nothing of A is seen
         return NystromApproximation(Q, torch.zeros(r, dtype=torch.float64, device=Q.device))
@@ -208,7 +211,7 @@ class NNCG(Optimizer):
     whose line search found no decrease.
     """
 
-    step_requires = frozenset({"closure", "create_graph"})
+    step_requires = frozenset({"closure", "create_graph", "loss"})
 
     def __init__(self, params, lr: float = 1.0, *, rank: int = 60, mu: float = 1e-2, precond_update_freq: int = 20,
                  cg_tol: float = 1e-10, cg_max_iters: int = 1000, armijo_alpha: float = 0.1, armijo_beta: float = 0.5,
@@ -263,8 +266,9 @@ class NNCG(Optimizer):
         return 0.0
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
-        """One NNCG step; returns the loss before it. Needs ``p.grad`` with its graph and a closure."""
+    def step(self, closure: Callable[[], Tensor] | None = None, loss: Tensor | None = None) -> Tensor:
+        """One NNCG step; returns the loss before it. Needs ``p.grad`` with its graph and a closure;
+        ``loss``, the loss at the current weights, saves the closure call that would compute it."""
         if closure is None:
             raise RuntimeError("NNCG needs step(closure): its line search re-evaluates the loss")
         group = self.param_groups[0]
@@ -274,24 +278,21 @@ class NNCG(Optimizer):
             raise RuntimeError("NNCG takes Hessian-vector products through the gradient's graph: call "
                                "loss.backward(create_graph=True) before step(closure)")
         g = _flatten([gr.detach() if gr is not None else None for gr in grads], params)
-        with torch.enable_grad():
-            loss = closure()
+        if loss is None:
+            with torch.enable_grad():
+                loss = closure()
         f0 = float(loss.detach())
-        steps = self.state.get("nncg_steps", 0)
-        self.state["nncg_steps"] = steps + 1
         if not (math.isfinite(f0) and bool(torch.isfinite(g).all())):
             self._record(rejected=True, iterations=0)
             return loss
+        steps = self.state.get("nncg_steps", 0)
+        self.state["nncg_steps"] = steps + 1
 
         def hvp(v: Tensor) -> Tensor:
             return self._hvp(params, grads, v)
 
-        if steps % group["precond_update_freq"] == 0:
-            eps = torch.finfo(real_view(params[0]).dtype).eps
-            with stored_generator(self, _RNG, self.seed) as generator:
-                approx = nystrom_approximation(lambda X: torch.stack([hvp(x) for x in X.T], dim=1), g.numel(),
-                                               group["rank"], generator, eps=eps, device=g.device)  # (1)
-            self.state["nncg_U"], self.state["nncg_eigenvalues"] = approx
+        if steps % group["precond_update_freq"] == 0 or "nncg_U" not in self.state:
+            self._refresh(hvp, g, group, real_view(params[0]).dtype)
         approx = NystromApproximation(self.state["nncg_U"], self.state["nncg_eigenvalues"])
         solve = nystrom_pcg(hvp, g, group["mu"], approx, rtol=group["cg_tol"], maxiter=group["cg_max_iters"])  # (3)
         d = solve.x
@@ -303,6 +304,22 @@ class NNCG(Optimizer):
         eta = self._line_search(params, d, slope, f0, closure, group)
         self._record(rejected=eta == 0.0, iterations=solve.iterations, step_size=eta)
         return loss
+
+    def _refresh(self, hvp: Callable[[Tensor], Tensor], g: Tensor, group: dict, dtype: torch.dtype) -> None:
+        """(1), kept in the state. Where the sketch fails (non-finite Hessian-vector products, a
+        core that stays indefinite), the previous approximation is kept, or, on the first step,
+        none is used (Λ̂ = 0 makes P the identity), as the authors' code keeps its old one."""
+        try:
+            with stored_generator(self, _RNG, self.seed) as generator:
+                approx = nystrom_approximation(lambda X: torch.stack([hvp(x) for x in X.T], dim=1), g.numel(),
+                                               group["rank"], generator, eps=torch.finfo(dtype).eps,
+                                               device=g.device)  # (1)
+        except (ValueError, torch.linalg.LinAlgError):
+            if "nncg_U" in self.state:
+                return
+            Q = torch.linalg.qr(torch.ones(g.numel(), 1, dtype=torch.float64, device=g.device))[0]
+            approx = NystromApproximation(Q, torch.zeros(1, dtype=torch.float64, device=g.device))
+        self.state["nncg_U"], self.state["nncg_eigenvalues"] = approx
 
     def _record(self, *, rejected: bool, iterations: int, step_size: float = 0.0) -> None:
         self.state["nncg_rejected_steps"] = self.state.get("nncg_rejected_steps", 0) + int(rejected)

@@ -332,7 +332,13 @@ class Trainer:
                 with self._autocast():
                     graph_loss = objective(batch)
                 backward_keeping_graph(graph_loss)
-                loss = opt.step(closure)
+                loss = graph_loss.detach()  # the gradients alone hold the graph now
+                del graph_loss
+                grads = [p.grad.detach() for p in params if p.grad is not None]
+                if not (torch.isfinite(loss) and torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+                    opt.zero_grad(set_to_none=True)
+                    return float(loss), False
+                loss = opt.step(closure, **({"loss": loss} if "loss" in requires else {}))
                 opt.zero_grad(set_to_none=True)  # frees the graph
             else:
                 loss = opt.step(closure)

@@ -12,6 +12,7 @@ from sciml import Trainer
 from sciml.optim import NNCG, OPTIMIZERS, SECOND_ORDER, build_optimizer, may_require, step_requires
 from sciml.operators import FNO
 from sciml.optim.nncg import nystrom_approximation, nystrom_pcg
+from sciml.solver import Solver
 from sciml.solvers.operator import OperatorSolver
 from sciml.solvers.pinn import PINNSolver
 from sciml.solvers.pinn_problems import poisson
@@ -204,6 +205,35 @@ def test_line_search_never_increases_the_loss_and_rejects_a_step_without_decreas
     assert abs(float(x.detach())) < 1e-6 and opt.state["nncg_rejected_steps"] == 0
 
 
+def test_armijo_asks_for_sufficient_decrease_not_just_decrease():
+    """f = x² from x = 1 with lr = 2: the first trial lands near −1, where f is barely below f(1) but
+    not by α·η·gᵀd; it must be rejected and η = 1 (the Newton step, to x ≈ 0) taken."""
+    x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = NNCG([x], lr=2.0, rank=1, mu=1e-8)
+    _step(opt, lambda: (x ** 2).sum())
+    assert opt.state["nncg_step_size"] == 1.0 and abs(float(x.detach())) < 1e-7
+
+
+def test_a_non_finite_first_step_is_skipped_and_the_next_one_sketches():
+    """A NaN gradient on the first step: no step, no sketch; the next, finite step builds one."""
+    x = torch.tensor([-1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    opt = NNCG([x], rank=2)
+    _step(opt, lambda: (x ** 2).sum() + x[0].sqrt())  # √−1: a NaN loss and gradient
+    assert torch.equal(x.detach(), torch.tensor([-1.0, 2.0], dtype=torch.float64))
+    assert opt.state["nncg_rejected_steps"] == 1 and "nncg_U" not in opt.state
+    losses = [_step(opt, lambda: ((x - 3) ** 2).sum() + (x ** 4).sum() * 1e-2) for _ in range(3)]
+    assert opt.state["nncg_U"].shape == (2, 2) and losses[-1] < losses[0]
+
+
+def test_non_finite_hessian_vector_products_leave_the_step_finite():
+    """f = |x|^1.5 + (y − 1)² at (0, 0): the gradient is finite, the curvature in x infinite. The
+    sketch fails, the preconditioner falls back to the identity and y still moves toward 1."""
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = NNCG([w], rank=2)
+    _step(opt, lambda: w[0].abs().pow(1.5) + (w[1] - 1) ** 2)
+    assert torch.isfinite(w).all() and float(w.detach()[1]) > 0.5 and opt.state["nncg_rejected_steps"] == 0
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_line_search_keeps_the_loss_of_an_mlp_non_increasing(dtype):
     """A 4-16-1 tanh MLP (97 parameters) on 128 samples: 15 steps cut the loss 100× (measured ≈ 450×)
@@ -265,7 +295,7 @@ def test_bad_hyperparameters_raise_a_value_error_naming_argument_and_value(kwarg
 def test_nncg_is_registered_and_refuses_what_it_cannot_take():
     assert OPTIMIZERS["nncg"] is NNCG and "nncg" in SECOND_ORDER
     opt = build_optimizer("nncg", nn.Linear(3, 2))  # weight and bias in one group
-    assert len(opt.param_groups) == 1 and step_requires(opt) == {"closure", "create_graph"}
+    assert len(opt.param_groups) == 1 and step_requires(opt) == {"closure", "create_graph", "loss"}
     with pytest.raises(ValueError, match="nncg takes no weight_decay, got 0.1"):
         build_optimizer("nncg", nn.Linear(3, 2), weight_decay=0.1)
     with pytest.raises(ValueError, match="one parameter group"):
@@ -331,12 +361,36 @@ def test_nncg_after_adam_cuts_a_pinns_relative_error_20x_through_the_trainer(see
     assert all(p.grad is None for p in solver.parameters())  # the graph was freed
 
 
+class _NaNGradient(Solver):
+    """A finite loss whose gradient is NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def loss(self, batch):
+        return (self.w ** 2).sqrt().sum()  # d/dw |w| at 0: 0/0
+
+    def evaluate(self, batch):
+        return {"loss": self.loss(batch)}
+
+    def sample(self, x):
+        return self.w
+
+
+def test_the_trainer_skips_a_step_whose_gradient_is_not_finite():
+    data = torch.utils.data.TensorDataset(torch.zeros(1, 1))
+    history = Trainer(_NaNGradient(), optimizer="nncg", lr=1.0, epochs=1, batch_size=1, device="cpu",
+                      progress=False).fit(data)
+    assert history["skipped_steps"] == [1]
+
+
 def test_the_trainer_refuses_grad_clip_compile_and_ddp_for_nncg(monkeypatch):
     from sciml import distributed, train
 
     solver = PINNSolver(poisson(dim=1), hidden=(4,), dtype=torch.float64)
     data = solver.collocation(16, 2, 2)
-    assert may_require(NNCG(solver.parameters())) == {"closure", "create_graph"}
+    assert may_require(NNCG(solver.parameters())) == {"closure", "create_graph", "loss"}
     with pytest.raises(ValueError, match="grad_clip=1.0 cannot apply to NNCG"):
         Trainer(solver, optimizer="nncg", grad_clip=1.0, epochs=1, device="cpu", progress=False).fit(data)
     with pytest.raises(ValueError, match="compile=True cannot serve NNCG"):
