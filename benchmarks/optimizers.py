@@ -12,9 +12,10 @@ reach it. PINN (reaction, ρ = 5, hard initial condition, float64): every method
 training wall time; AdamW, L-BFGS alone, and Adam for half the time then L-BFGS (the usual PINN
 schedule) are the baselines; the same schedule with Sophia-G or Sophia-H in place of Adam
 (``sophia_g_lbfgs``, ``sophia_h_lbfgs``, swept over as many learning rates as Adam's phase) asks
-whether a second-order first phase hands L-BFGS a better start; ``adam_lbfgs_nncg`` spends the
-last quarter of Adam → L-BFGS's time on NNCG instead of L-BFGS (Rathore et al. 2024's schedule),
-its damping μ swept over as many values as Adam's rates, with Adam → L-BFGS's best Adam rate;
+whether a second-order first phase hands L-BFGS a better start; ``adam_lbfgs_nncg`` continues
+Adam → L-BFGS's best run from its weights at 3/4 of the time with NNCG instead of L-BFGS
+(Rathore et al. 2024's schedule), so both share that prefix exactly; NNCG's damping μ is swept over
+as many values as Adam's rates;
 learning rates decay by a cosine over each method's (phase's) time;
 reported: final relative L2 at equal time, and steps and seconds
 to reach AdamW's final error. Memory is the optimizer state (tensor bytes, all devices) and, on
@@ -212,9 +213,14 @@ def _pinn_phases(label: str, lr: float, budget: float, mu: float | None = None) 
 
 
 def pinn_second_order(label: str, lr: float, budget: float, every: int, n_interior: int, hidden,
-                      device: torch.device, mu: float | None = None, seed: int = 0) -> dict:
+                      device: torch.device, mu: float | None = None, seed: int = 0, snapshot_at: float | None = None,
+                      start: dict | None = None) -> dict:
     """One PINN run for ``budget`` seconds of training; phases as in :func:`_pinn_phases`; ``seed``
-    sets the network's initialisation, the points and the optimizers' random streams."""
+    sets the network's initialisation, the points and the optimizers' random streams.
+
+    ``snapshot_at``: keep the weights, clock, step count and curve at that time in the row's
+    ``"snapshot"``. ``start``: such a snapshot to continue from with the last phase only, its
+    time counted (so two schedules that share a prefix are compared from the same weights)."""
     torch.manual_seed(seed)
     solver = PINNSolver(reaction(), hidden=hidden, hard=True, dtype=torch.float64, seed=seed).to(device)
     data = solver.collocation(n_interior, max(n_interior // 16, 16), sampler="sobol", seed=seed)
@@ -222,26 +228,37 @@ def pinn_second_order(label: str, lr: float, budget: float, every: int, n_interi
     params = [p for p in solver.parameters() if p.requires_grad]
     phases = _pinn_phases(label, lr, budget, mu)
     clock, curve, step, skipped, state_mib = _Clock(device), [], 0, 0, 0.0
+    if start is not None:
+        solver.load_state_dict(start["solver"])
+        clock.seconds, curve, step, phases = start["seconds"], list(start["curve"]), start["steps"], phases[-1:]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = 0.0
+    begin, snapshot, stats = clock.seconds, None, {}
     for name, options, rate, until in phases:
         trainer = _trainer(solver, name, rate, options, device)
         while clock.seconds < until:
             if name not in ("lbfgs", "nncg"):  # cosine decay over the phase's time (line searches pick the step)
                 for group in trainer.optimizer.param_groups:
-                    group["lr"] = rate * 0.5 * (1 + math.cos(math.pi * (clock.seconds - start) / (until - start)))
+                    group["lr"] = rate * 0.5 * (1 + math.cos(math.pi * (clock.seconds - begin) / (until - begin)))
             _, ok = clock.step(lambda: trainer._step(solver, batch, params))
             step, skipped = step + 1, skipped + (not ok)
+            if name == "nncg":
+                state = trainer.optimizer.state
+                stats = {"nncg_steps": state["nncg_steps"], "nncg_rejected_steps": state["nncg_rejected_steps"],
+                         "nncg_cg_truncated": state["nncg_cg_truncated"]}
             if step % every == 0 or clock.seconds >= until:
                 error = solver.relative_error()
                 curve.append((step, clock.seconds, error if math.isfinite(error) else math.inf))
-        state_mib, start = max(state_mib, _state_bytes(trainer.optimizer.state) / 2 ** 20), until
+            if snapshot_at is not None and snapshot is None and clock.seconds >= snapshot_at:
+                snapshot = {"solver": {k: v.clone() for k, v in solver.state_dict().items()},
+                            "seconds": clock.seconds, "steps": step,
+                            "curve": curve + [(step, clock.seconds, solver.relative_error())]}
+        state_mib, begin = max(state_mib, _state_bytes(trainer.optimizer.state) / 2 ** 20), until
     return {"task": "pinn_reaction", "method": label, "lr": lr if label != "lbfgs" else 1.0, "mu": mu, "seed": seed,
             "final_error": curve[-1][2], "seconds": clock.seconds, "steps": step, "skipped": skipped,
             "state_mib": state_mib,
             "peak_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None,
-            "curve": curve}
+            "curve": curve, **stats, **({"snapshot": snapshot} if snapshot is not None else {})}
 
 
 def _to_target(rows: list[dict], target: float) -> None:
@@ -296,15 +313,17 @@ def _pinn_second_order_rows(quick: bool, device: torch.device, methods=None, see
     for label in PINN_METHODS:
         if methods and label not in methods:
             continue
-        if label == "adam_lbfgs_nncg":
-            adam_lr = next(r for r in pinn_rows if r["method"] == "adam_lbfgs")["lr"]
-            runs = [pinn_second_order(label, adam_lr, budget, every, n_interior, hidden, device, mu, seed)
+        if label == "adam_lbfgs_nncg":  # from Adam → L-BFGS's best run at 3/4 of the budget
+            reference = next(r for r in pinn_rows if r["method"] == "adam_lbfgs")
+            runs = [pinn_second_order(label, reference["lr"], budget, every, n_interior, hidden, device, mu, seed,
+                                      start=reference["snapshot"])
                     for mu in (NNCG_MUS[:2] if quick else NNCG_MUS)]
             sweep_key = "mu"
         else:
             first = label[: -len("_lbfgs")] if label.endswith("_lbfgs") else label
             lrs = [1.0] if label == "lbfgs" else ADAM_LBFGS_LRS if first == "adam" else SECOND_ORDER[first][3]
-            runs = [pinn_second_order(label, lr, budget, every, n_interior, hidden, device, seed=seed)
+            runs = [pinn_second_order(label, lr, budget, every, n_interior, hidden, device, seed=seed,
+                                      snapshot_at=3 * budget / 4 if label == "adam_lbfgs" else None)
                     for lr in (lrs[:2] if quick else lrs)]
             sweep_key = "lr"
         best = min(runs, key=lambda r: r["final_error"])
@@ -313,6 +332,8 @@ def _pinn_second_order_rows(quick: bool, device: torch.device, methods=None, see
         print(f"pinn_reaction {label} lr={best['lr']:g} mu={best['mu']} error={best['final_error']:.4g} "
               f"steps={best['steps']}",
               flush=True)
+    for r in pinn_rows:
+        r.pop("snapshot", None)  # weights, for adam_lbfgs_nncg's start: not for the JSON
     base = next((r for r in pinn_rows if r["method"] == "adamw"), None)
     if base is not None:
         _to_target(pinn_rows, base["final_error"])
@@ -342,8 +363,13 @@ def _report_second_order(rows: list[dict], args, device: torch.device, budget: f
     pinn = f"; PINN on 1 thread: reaction ρ=5, every method {budget:g} s of training{pinn_target}" if budget else ""
     fno = ("; FNO-Darcy 32², equal steps, target = AdamW's best final error"
            if any(r["task"] == "fno_darcy" for r in rows) else "")
+    notes = [f"- {r['method']}, seed {r['seed']}: final error per μ "
+             f"{', '.join(f'{mu:g}: {err:.3e}' for mu, err in r['sweep'].items())}; {r['nncg_steps']} NNCG steps, "
+             f"{r['nncg_cg_truncated']} of their CG solves stopped short of the tolerance (negative curvature "
+             f"or the iteration cap), {r['nncg_rejected_steps']} steps rejected by the line search"
+             for r in rows if r["method"] == "adam_lbfgs_nncg"]
     table = (f"Second-order optimizers ({'quick' if args.quick else 'full'}; {device_name}; torch {torch.__version__}"
-             f"{fno}{pinn})\n\n" + "\n".join(lines))
+             f"{fno}{pinn})\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else ""))
     print(table, flush=True)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

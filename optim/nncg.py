@@ -208,7 +208,8 @@ class NNCG(Optimizer):
     State (``optimizer.state``): ``"nncg_steps"``, the Nyström factors ``"nncg_U"`` (p, r) and
     ``"nncg_eigenvalues"`` (r,), the generator state, and of the last step ``"nncg_cg_iterations"``
     and ``"nncg_step_size"`` (0 for a rejected step); ``"nncg_rejected_steps"`` counts the steps
-    whose line search found no decrease.
+    whose line search found no decrease, ``"nncg_cg_truncated"`` the CG solves that stopped short of
+    ``cg_tol`` (negative curvature or ``cg_max_iters``).
     """
 
     step_requires = frozenset({"closure", "create_graph", "loss"})
@@ -302,7 +303,7 @@ class NNCG(Optimizer):
             slope = float(torch.dot(g, d))
         grads.clear()  # the line search needs no Hessian: let the graph go
         eta = self._line_search(params, d, slope, f0, closure, group)
-        self._record(rejected=eta == 0.0, iterations=solve.iterations, step_size=eta)
+        self._record(rejected=eta == 0.0, iterations=solve.iterations, step_size=eta, truncated=not solve.converged)
         return loss
 
     def _refresh(self, hvp: Callable[[Tensor], Tensor], g: Tensor, group: dict, dtype: torch.dtype) -> None:
@@ -321,7 +322,8 @@ class NNCG(Optimizer):
             approx = NystromApproximation(Q, torch.zeros(1, dtype=torch.float64, device=g.device))
         self.state["nncg_U"], self.state["nncg_eigenvalues"] = approx
 
-    def _record(self, *, rejected: bool, iterations: int, step_size: float = 0.0) -> None:
+    def _record(self, *, rejected: bool, iterations: int, step_size: float = 0.0, truncated: bool = False) -> None:
         self.state["nncg_rejected_steps"] = self.state.get("nncg_rejected_steps", 0) + int(rejected)
+        self.state["nncg_cg_truncated"] = self.state.get("nncg_cg_truncated", 0) + int(truncated)
         self.state["nncg_cg_iterations"] = iterations
         self.state["nncg_step_size"] = step_size
