@@ -344,6 +344,11 @@ def _pinn_second_order_rows(quick: bool, device: torch.device, methods=None, see
     return pinn_rows
 
 
+def _device_name(device: torch.device) -> str:
+    return (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads")
+
+
 def _report_second_order(rows: list[dict], args, device: torch.device, budget: float | None = None) -> None:
     def fmt(v, spec):
         return "—" if v is None else format(v, spec)
@@ -356,8 +361,7 @@ def _report_second_order(rows: list[dict], args, device: torch.device, budget: f
         f"| {fmt(r.get('error_vs_adam_lbfgs'), '.2f')} | {r['steps']} | {r['seconds']:.1f} "
         f"| {fmt(r.get('steps_to_target'), 'd')} | {fmt(r.get('seconds_to_target'), '.1f')} "
         f"| {r['state_mib']:.3f} | {fmt(r['peak_mib'], '.0f')} |" for r in rows]
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads")
+    device_name = _device_name(device)
     pinn_target = ", target = AdamW's final error" if any(r["task"] == "pinn_reaction" and r["method"] == "adamw"
                                                           for r in rows) else ""
     pinn = f"; PINN on 1 thread: reaction ρ=5, every method {budget:g} s of training{pinn_target}" if budget else ""
@@ -470,8 +474,7 @@ def _report(rows: list[dict], args, device: torch.device, source: str) -> None:
         f"| {'%.2f' % r['seconds_to_target'] if r['seconds_to_target'] is not None else '—'} "
         f"| {'%.2f' % r['steps_fraction'] if r['steps_fraction'] is not None else '—'} "
         f"| {r['step_time_vs_adamw']:.2f} |" for r in rows]
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads")
+    device_name = _device_name(device)
     table = (f"Optimizers vs AdamW ({'quick' if args.quick else 'full'}; {device_name}; torch {torch.__version__}; "
              f"FNO data: {source}; target = AdamW's best final error)\n\n" + "\n".join(lines))
     print(table, flush=True)
