@@ -8,7 +8,7 @@ Second-order suite (Sophia-H, Sophia-G, AdaHessian, M-FAC, MKOR, MKOR-H, DCT low
 step goes through the Trainer's step (``Trainer._step``), which gives each optimizer what it
 declares. FNO-Darcy: a fixed number of steps for every method and learning rate, error every
 few steps; target = AdamW's best final error; steps, training seconds and optimizer memory to
-reach it. PINN (reaction, ρ = 5, hard initial condition, float64): every method gets the same
+reach it. PINN (reaction, ρ = 5, hard initial and periodic conditions, float64): every method gets the same
 training wall time; AdamW, L-BFGS alone, and Adam for half the time then L-BFGS (the usual PINN
 schedule) are the baselines; the same schedule with Sophia-G or Sophia-H in place of Adam
 (``sophia_g_lbfgs``, ``sophia_h_lbfgs``, swept over as many learning rates as Adam's phase) asks

@@ -3,7 +3,9 @@
     python -m benchmarks.pinn [--quick] [--problems burgers convection ...]
 
 Every problem is solved with hard initial/boundary constraints where it has them (Lagaris et
-al. 1998), a tanh MLP, Sobol collocation, and two schedules through the Trainer: Adam alone,
+al. 1998; periodic boundaries through (cos, sin) input features, Dong & Ni 2021), a tanh MLP (on
+random Fourier features of the non-periodic coordinates for convection and wave, Wang, Wang &
+Perdikaris 2021), Sobol collocation, and two schedules through the Trainer: Adam alone,
 and the same Adam steps followed by L-BFGS (strong Wolfe line search), the recipe of Raissi et
 al. 2019 and Rathore et al. 2024. Reported: relative L2 error against the problem's reference
 and the wall time, as a ratio to the baseline measured in the same run: 100 steps of a
@@ -32,22 +34,26 @@ from sciml.solvers.pinn_problems import PROBLEMS
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"burgers": 1e-3, "convection": 4.19e-3, "reaction": 1.92e-2, "wave": 5.52e-2}
 
-# per problem: hidden widths, interior points, Adam steps, Adam learning rate, L-BFGS iterations;
-# Burgers as Raissi et al. 2019 (§3.1.1: 9 layers of 20 neurons, N_f = 10 000); convection, reaction and
-# wave as Rathore et al. 2024 (3 hidden layers, 10 000 residual points) at their narrowest width, 50
+# per problem: hidden widths, interior points, Adam steps, Adam learning rate, L-BFGS iterations, Fourier
+# feature scale σ (None: raw coordinates); Burgers as Raissi et al. 2019 (§3.1.1: 9 layers of 20 neurons,
+# N_f = 10 000); convection, reaction and wave as Rathore et al. 2024 (3 hidden layers, 10 000 residual
+# points) at their narrowest width, 50. σ: convection's solution has β/2π ≈ 6.4 periods in t (frequency
+# 20 in the scaled t), σ = 10 (σ = 5 and 20 also tried, see the closing note of #7); wave's fastest
+# component has 2.5 periods in x and 5 in t, σ = 2
 FULL = {
-    "burgers": ((20,) * 8, 10000, 1000, 1e-3, 10000),
-    "convection": ((50,) * 3, 10000, 1000, 1e-3, 10000),
-    "reaction": ((50,) * 3, 10000, 1000, 1e-3, 10000),
-    "wave": ((50,) * 3, 10000, 1000, 1e-3, 10000),
-    "poisson": ((32, 32, 32), 1024, 500, 1e-3, 1000),
-    "allen_cahn": ((50, 50, 50, 50), 2048, 1000, 1e-3, 2000),
+    "burgers": ((20,) * 8, 10000, 1000, 1e-3, 10000, None),
+    "convection": ((50,) * 3, 10000, 1000, 1e-3, 10000, 10.0),
+    "reaction": ((50,) * 3, 10000, 1000, 1e-3, 10000, None),
+    "wave": ((50,) * 3, 10000, 1000, 1e-3, 10000, 2.0),
+    "poisson": ((32, 32, 32), 1024, 500, 1e-3, 1000, None),
+    "allen_cahn": ((50, 50, 50, 50), 2048, 1000, 1e-3, 2000, None),
 }
-QUICK = {name: ((20, 20), 256, 200, 3e-3, 200) for name in FULL}
+QUICK = {name: ((20, 20), 256, 200, 3e-3, 200, config[5]) for name, config in FULL.items()}
 
 
-def _solver(name: str, hidden, n: int, seed: int = 0) -> tuple[PINNSolver, object]:
-    solver = PINNSolver(PROBLEMS[name](), hidden=hidden, hard=True, dtype=torch.float64, seed=seed)
+def _solver(name: str, hidden, n: int, seed: int = 0, fourier: float | None = None) -> tuple[PINNSolver, object]:
+    solver = PINNSolver(PROBLEMS[name](), hidden=hidden, hard=True, dtype=torch.float64, seed=seed,
+                        fourier_scale=fourier)
     return solver, solver.collocation(n, max(n // 16, 16), max(n // 16, 16), sampler="sobol", seed=seed)
 
 
@@ -97,11 +103,11 @@ def run(name: str, config, seed: int = 0, folder: Path | None = None, chunk: int
     With ``folder`` every ``chunk`` steps are checkpointed under ``folder/adam`` and ``folder/lbfgs``
     and a rerun resumes; the seconds are those measured when each chunk ran, each including one
     evaluation (the loss on the points and the error on the reference grid)."""
-    hidden, n, adam_steps, lr, lbfgs_iters = config
+    hidden, n, adam_steps, lr, lbfgs_iters, fourier = config
     if adam_steps % min(chunk, adam_steps):
         raise ValueError(f"Adam's {adam_steps} steps must be a multiple of chunk={chunk}")
     resumed = folder is not None and folder.exists()
-    solver, data = _solver(name, hidden, n, seed)
+    solver, data = _solver(name, hidden, n, seed, fourier)
     baseline = bare_adam(solver, data, lr)
     lbfgs = {"history_size": 100, "tolerance_grad": 1e-12, "tolerance_change": 1e-15}  # Rathore et al.'s memory
     phases = {"adam": _phase(solver, data, "adam", lr, adam_steps, min(chunk, adam_steps), {},
@@ -118,6 +124,7 @@ def run(name: str, config, seed: int = 0, folder: Path | None = None, chunk: int
     for r in rows:
         r.update({"target": TARGETS.get(name), "baseline_s": baseline, "hidden": list(hidden), "n_interior": n,
                   "adam_steps": adam_steps, "adam_lr": lr, "lbfgs_max_iter": lbfgs_iters, "chunk": chunk,
+                  "fourier_scale": fourier, "input_features": repr(solver.features),
                   "resumed": resumed, "problem_params": _params(solver)})
     return rows
 
@@ -133,6 +140,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         target = f"{r['target']:.3g}" if r["target"] else "—"
         net = f"{len(r['hidden'])}×{r['hidden'][0]} tanh"
+        if r.get("fourier_scale"):
+            net += f", Fourier σ={r['fourier_scale']:g}"
         best = min(point["rel_l2"] for point in r["curve"])
         reached = next(point["seconds"] for point in r["curve"] if point["rel_l2"] <= 1.01 * best)  # within 1%
         label = r["optimizer"] + (" (resumed)" if r["resumed"] else "")
@@ -148,7 +157,8 @@ def markdown(out: dict) -> str:
     resumed = " Rows marked resumed ran partly in an earlier process; their baseline is this process's." \
         if any(r["resumed"] for r in rows) else ""
     return (f"# PINN benchmark\n\nMachine: {out['machine']}. Float64, hard initial/boundary constraints where the "
-            f"problem has them (Rathore et al.'s are soft), Sobol points. `steps`: Adam steps, or L-BFGS iterations "
+            f"problem has them (Rathore et al.'s are soft; periodic ones through (cos, sin) input features), Sobol "
+            f"points. `steps`: Adam steps, or L-BFGS iterations "
             f"after them. `wall s` is cumulative (the adam+lbfgs row includes Adam) and includes one evaluation "
             f"every {rows[0]['chunk']} steps; `best rel. L2, at wall s`: the lowest error of the learning curve and "
             f"when it was first reached within 1% (L-BFGS may stall long before its last iteration); "
@@ -195,7 +205,8 @@ def main(argv=None) -> dict:
     rows = []
     for name in args.problems:
         config = configs[name]
-        tag = "_".join(str(v) for v in (len(config[0]), config[0][0], *config[1:], "chunk", args.chunk))
+        tag = "_".join(str(v) for v in (len(config[0]), config[0][0], *config[1:5], "fourier", config[5],
+                                        "chunk", args.chunk))
         rows.extend(run(name, config, args.seed, args.checkpoint_dir / f"{name}_{tag}_seed{args.seed}", args.chunk))
         print(table(rows[-2:]).splitlines()[-2], flush=True)
         print(table(rows[-2:]).splitlines()[-1], flush=True)

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from sciml.solver import Solver
+from sciml.solvers.pinn_features import InputFeatures
 from sciml.validation import positive_int
 
 __all__ = ["Domain", "Derivatives", "PDEProblem", "PINNSolver", "Collocation", "MLP", "SAMPLERS", "TERMS"]
@@ -235,7 +236,9 @@ class PDEProblem:
     initial_rate : ∂u/∂t(x, t0) as ``points -> (n,)`` (second order in time), or None.
     lift, distance : ``points -> (n,)`` for the hard constraint u = lift + distance·N (Lagaris
         et al. 1998, eq. 11); distance vanishes where the constraint holds (to rounding).
-    hard_terms : the loss terms that the hard constraint satisfies to rounding (dropped with it).
+    hard_terms : the loss terms that the hard constraints satisfy to rounding (dropped with them):
+        ``"initial"`` and a Dirichlet ``"boundary"`` through lift and distance, a periodic
+        ``"boundary"`` through periodic input features (:class:`~sciml.solvers.pinn_features.InputFeatures`).
     solution : exact solution ``points -> (n,)``, if known.
     reference : ``(points (m, dim), values (m,))`` to measure the error against.
     """
@@ -339,10 +342,16 @@ class PINNSolver(Solver):
     Parameters
     ----------
     problem : the PDE problem (see :mod:`sciml.solvers.pinn_problems`).
-    network : an ``nn.Module`` mapping ``(n, dim)`` scaled coordinates in [-1, 1]^dim to
-        ``(n, 1)``; default :class:`MLP` with ``hidden`` and ``activation``.
-    hidden, activation, seed : the default MLP's layer widths, activation and initialisation seed.
-    hard : enforce ``problem.hard_terms`` to rounding through u = lift + distance·N.
+    network : an ``nn.Module`` mapping the ``(n, solver.features.out_features)`` input features
+        to ``(n, 1)``; default :class:`MLP` with ``hidden`` and ``activation``.
+    hidden, activation, seed : the default MLP's layer widths, activation and initialisation seed
+        (``seed`` also draws the Fourier frequencies).
+    hard : enforce ``problem.hard_terms`` to rounding through u = lift + distance·N and, for a
+        periodic boundary, periodic input features.
+    fourier_scale, fourier_count : σ and number m of random Fourier features of the coordinates
+        that are not periodic (:class:`~sciml.solvers.pinn_features.InputFeatures`); None (the
+        default) feeds them to the network as they are. The scale is in the scaled coordinates
+        z ∈ [-1, 1]: a solution with k periods along a coordinate has frequency πk in z.
     weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``); default 1. A
         weight for a term the solver does not have (absent from the problem, or dropped by
         ``hard``) raises ValueError.
@@ -362,12 +371,17 @@ class PINNSolver(Solver):
 
     def __init__(self, problem: PDEProblem, network: nn.Module | None = None, *, hidden: Sequence[int] = (20, 20, 20),
                  activation: str = "tanh", seed: int | None = 0, hard: bool = False,
-                 weights: dict[str, float] | None = None, dtype: torch.dtype = torch.float32):
+                 weights: dict[str, float] | None = None, dtype: torch.dtype = torch.float32,
+                 fourier_scale: float | None = None, fourier_count: int = 32):
         super().__init__()
         if not isinstance(problem, PDEProblem):
             raise TypeError(f"problem must be a PDEProblem, got {type(problem).__name__}")
-        if hard and (problem.lift is None or not problem.hard_terms):
-            raise ValueError(f"hard=True needs a problem with lift, distance and hard_terms; {problem.name!r} has none")
+        periodic_hard = hard and problem.boundary == "periodic" and "boundary" in problem.hard_terms
+        needs_lift = "initial" in problem.hard_terms or ("boundary" in problem.hard_terms and not periodic_hard)
+        if hard and (not problem.hard_terms or (needs_lift and problem.lift is None)):
+            raise ValueError(f"hard=True needs a problem with hard_terms, and lift and distance for initial or "
+                             f"Dirichlet ones; {problem.name!r} has hard_terms={problem.hard_terms!r} and "
+                             f"lift={'given' if problem.lift else None}")
         weights = dict(weights or {})
         unknown = set(weights) - set(TERMS)
         if unknown:
@@ -385,7 +399,9 @@ class PINNSolver(Solver):
                              f"with hard={hard} has the terms {self.terms}); drop them")
         self.weights = {t: float(weights.get(t, 1.0)) for t in self.terms}
         dim = problem.domain.dim
-        self.network = network if network is not None else MLP(dim, 1, hidden, activation, seed)
+        periodic = tuple(range(problem.domain.space_dim)) if periodic_hard else ()
+        self.features = InputFeatures(dim, periodic, fourier_scale, fourier_count, seed)
+        self.network = network if network is not None else MLP(self.features.out_features, 1, hidden, activation, seed)
         if not isinstance(self.network, nn.Module):
             raise TypeError(f"network must be an nn.Module, got {type(self.network).__name__}")
         self.network.to(dtype)
@@ -403,9 +419,11 @@ class PINNSolver(Solver):
     # ------------------------------------------------------------------ the network
     def _net(self, z: Tensor) -> Tensor:
         """The network at ``(n, dim)`` scaled inputs, ``(n,)``."""
-        out = self.network(z)
+        features = self.features(z)
+        out = self.network(features)
         if out.dim() != 2 or out.shape != (z.shape[0], 1):
-            raise ValueError(f"network must map (n, {z.shape[1]}) to (n, 1), got {tuple(out.shape)}")
+            raise ValueError(f"network must map (n, {features.shape[1]}) input features to (n, 1), "
+                             f"got {tuple(out.shape)}")
         return out[:, 0]
 
     def _check_pointwise(self) -> None:
@@ -420,7 +438,11 @@ class PINNSolver(Solver):
         try:
             with torch.random.fork_rng(devices=[]), torch.enable_grad():  # dropout leaves the global stream alone
                 self.network.train()  # the mode the loss is computed in
-                first = self._net(z)[0]
+                try:
+                    first = self._net(z)[0]
+                except RuntimeError as err:  # e.g. a first layer sized for the raw coordinates
+                    raise ValueError(f"network must map (n, {self.features.out_features}) input features "
+                                     f"({self.features!r}) to (n, 1), but calling it failed: {err}") from err
                 cross = torch.autograd.grad(first, z, allow_unused=True)[0]
         finally:
             for m, training in modes.items():
@@ -436,7 +458,7 @@ class PINNSolver(Solver):
         lower, upper = self.lower.to(points.dtype), self.upper.to(points.dtype)
         z = 2.0 * (points - lower) / (upper - lower) - 1.0  # inputs in [-1, 1]: tanh layers start unsaturated
         out = self._net(z)
-        if self.hard:
+        if self.hard and self.problem.lift is not None:
             out = self.problem.lift(points) + self.problem.distance(points) * out  # Lagaris et al. 1998, eq. 11
         return out
 
