@@ -1,6 +1,6 @@
 """Convection at β = 40, the PINN failure case of Krishnapriyan et al. 2021, with exact constraints and Fourier features.
 
-    python examples/pinn_convection.py [--points 2048] [--lbfgs 2000] [--out pinn_convection.png]
+    python examples/pinn_convection.py [--points 2048] [--adam 1000] [--lbfgs 2000] [--out pinn_convection.png]
 
 u_t + 40 u_x = 0 on [0, 2π] × [0, 1], u(x, 0) = sin x, periodic in x. A plain tanh PINN stays near
 the trivial error (relative L2 ~ 0.8–1); with the initial condition and the periodicity built into
@@ -38,7 +38,8 @@ Trainer(pinn, optimizer="lbfgs", lr=1.0, epochs=1, batch_size=1,
 print(f"after {args.lbfgs} L-BFGS iterations: relative L2 {pinn.relative_error():.2e}")
 
 grid = problem.domain.grid(256, 101)
-u, exact = pinn.sample(grid).reshape(256, 101), problem.solution(grid).reshape(256, 101)
+u = pinn.sample(grid.to(pinn.device, pinn.dtype)).cpu().reshape(256, 101)  # the Trainer may have moved it to a GPU
+exact = problem.solution(grid).reshape(256, 101)
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), sharey=True)
 for ax, field, title in zip(axes, (u, exact, u - exact), ("PINN", "exact sin(x − 40t)", "PINN − exact")):
     im = ax.imshow(field.T, origin="lower", extent=(0, 2 * torch.pi, 0, 1), aspect="auto", cmap="RdBu_r")

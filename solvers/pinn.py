@@ -300,7 +300,11 @@ class MLP(nn.Module):
         self.activation = activation
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         for layer in self.layers:
-            nn.init.xavier_normal_(layer.weight, generator=gen)
+            # drawn in float32 whatever the default dtype: a seed gives one network, and its draws are
+            # not those of the float64 Fourier frequencies of the same seed (InputFeatures)
+            weight = nn.init.xavier_normal_(torch.empty(layer.weight.shape, dtype=torch.float32), generator=gen)
+            with torch.no_grad():
+                layer.weight.copy_(weight)
             nn.init.zeros_(layer.bias)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -392,6 +396,7 @@ class PINNSolver(Solver):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         self.problem, self.hard = problem, hard
+        self._lifted = hard and needs_lift  # u = lift + distance·N; else u = N
         self.terms = tuple(t for t in problem.terms if not (hard and t in problem.hard_terms))
         unused = sorted(set(weights) - set(self.terms))
         if unused:
@@ -406,6 +411,8 @@ class PINNSolver(Solver):
             raise TypeError(f"network must be an nn.Module, got {type(self.network).__name__}")
         self.network.to(dtype)
         self._check_pointwise()
+        if periodic_hard and self._lifted:
+            self._check_periodic_lift()
         self.register_buffer("lower", problem.domain.lower.clone(), persistent=False)
         self.register_buffer("upper", problem.domain.upper.clone(), persistent=False)
         if problem.reference is not None:
@@ -441,6 +448,8 @@ class PINNSolver(Solver):
                 try:
                     first = self._net(z)[0]
                 except RuntimeError as err:  # e.g. a first layer sized for the raw coordinates
+                    if "shape" not in str(err) and "size" not in str(err):
+                        raise
                     raise ValueError(f"network must map (n, {self.features.out_features}) input features "
                                      f"({self.features!r}) to (n, 1), but calling it failed: {err}") from err
                 cross = torch.autograd.grad(first, z, allow_unused=True)[0]
@@ -453,12 +462,33 @@ class PINNSolver(Solver):
                              f"but its output at one point changes with the others (|du(p_0)/dp_j| up to {leak:.2e}); "
                              f"BatchNorm in training mode or attention across the batch break the derivatives")
 
+    def _check_periodic_lift(self) -> None:
+        """With the periodic boundary made exact by the input features, u = lift + distance·N is
+        periodic only if lift and distance are (and their gradients, where the problem matches
+        derivatives across the faces): refuse them otherwise rather than lose the condition."""
+        p = self.problem
+        pairs = p.domain.periodic_pairs(64, "sobol", seed=0).requires_grad_(True)
+        lo, hi = pairs[:, 0], pairs[:, 1]
+        space = p.domain.space_dim
+        for name, fn in (("lift", p.lift), ("distance", p.distance)):
+            a, b = fn(lo), fn(hi)
+            gap = float((a - b).abs().max())
+            if p.periodic_derivatives:
+                ga, gb = torch.autograd.grad((a.sum(), b.sum()), (lo, hi), allow_unused=True, materialize_grads=True)
+                gap = max(gap, float((ga - gb)[:, :space].abs().max()))
+            scale = max(1.0, float(a.detach().abs().max()))
+            if gap > 1e-6 * scale:
+                derivs = " and its gradient" if p.periodic_derivatives else ""
+                raise ValueError(f"{name} of problem {p.name!r} must be periodic{derivs} across the periodic faces "
+                                 f"for hard=True (the network is made periodic; u = lift + distance·N must be too), "
+                                 f"but it differs by {gap:.2e}; leave 'boundary' out of hard_terms to keep it a loss term")
+
     def u(self, points: Tensor) -> Tensor:
         """u at ``(n, dim)`` points, ``(n,)``, differentiable in the points and the parameters."""
         lower, upper = self.lower.to(points.dtype), self.upper.to(points.dtype)
         z = 2.0 * (points - lower) / (upper - lower) - 1.0  # inputs in [-1, 1]: tanh layers start unsaturated
         out = self._net(z)
-        if self.hard and self.problem.lift is not None:
+        if self._lifted:
             out = self.problem.lift(points) + self.problem.distance(points) * out  # Lagaris et al. 1998, eq. 11
         return out
 

@@ -8,10 +8,11 @@ Two maps, each on its own coordinates, concatenated:
   function of these features is periodic with all its derivatives, so the periodic boundary
   condition holds exactly and its loss term drops out;
 - random Fourier features, Tancik et al. 2020, "Fourier features let networks learn high frequency
-  functions in low dimensional domains" (NeurIPS), eq. 5 with Gaussian B; for PINNs Wang, Wang &
+  functions in low dimensional domains" (NeurIPS), with Gaussian B; for PINNs Wang, Wang &
   Perdikaris 2021, "On the eigenvector bias of Fourier feature networks: from regression to
-  solving multi-scale PDEs with physics-informed neural networks" (CMAME 384, 113938), §4:
-  γ(z) = [cos Bz, sin Bz] with B ∈ R^{m×k} drawn once from N(0, σ²). A tanh MLP of z fits
+  solving multi-scale PDEs with physics-informed neural networks" (CMAME 384, 113938), whose form
+  (no 2π: σ here is 2π times Tancik et al.'s) is used: γ(z) = [cos zB, sin zB] for the row z of k
+  coordinates and B ∈ R^{k×m} drawn once from N(0, σ²). A tanh MLP of z fits
   frequencies much above 1 only slowly (spectral bias: the neural tangent kernel's eigenvalues
   decay fast with frequency); one of γ(z) starts with frequencies around σ.
 
@@ -47,6 +48,7 @@ class InputFeatures(nn.Module):
                  fourier_count: int = 32, seed: int | None = 0):
         super().__init__()
         self.dim = positive_int("dim", dim)
+        m = positive_int("fourier_count", fourier_count)
         periodic = tuple(periodic)
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < dim for i in periodic) \
                 or len(set(periodic)) != len(periodic):
@@ -60,7 +62,6 @@ class InputFeatures(nn.Module):
             if not self.rest:
                 raise ValueError("fourier_scale needs a coordinate that is not periodic; all of them are")
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
-            m = positive_int("fourier_count", fourier_count)
             B = torch.randn(len(self.rest), m, generator=gen, dtype=torch.float64)
             self.register_buffer("B", B * float(fourier_scale))
         else:
@@ -79,7 +80,7 @@ class InputFeatures(nn.Module):
             if self.B is None:
                 parts.append(rest)
             else:
-                proj = rest @ self.B.to(rest.dtype)  # Tancik et al. 2020, eq. 5: γ(z) = [cos Bz, sin Bz]
+                proj = rest @ self.B.to(rest.device, rest.dtype)  # γ(z) = [cos zB, sin zB]
                 parts += [torch.cos(proj), torch.sin(proj)]
         return torch.cat(parts, dim=1)
 

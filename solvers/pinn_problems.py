@@ -147,7 +147,7 @@ _RATHORE_GRID = (257, 101)
 def convection(beta: float = 40.0) -> PDEProblem:
     """u_t + β u_x = 0 on x ∈ [0, 2π], t ∈ [0, 1], u(x, 0) = sin x, periodic in x; solution
     sin(x − βt) (Rathore et al. 2024, §2.1; β = 40 in their tables). Hard constraints: u = sin x + t·N
-    with x entering N as (cos x, sin x), so u is exactly periodic."""
+    with x entering N as (cos πz, sin πz), z = x/π − 1 the scaled x, so u is exactly periodic."""
     beta = _positive("beta", beta)
     domain = Domain([(0.0, 2 * PI)], (0.0, 1.0))
 
@@ -164,8 +164,9 @@ def convection(beta: float = 40.0) -> PDEProblem:
 def reaction(rho: float = 5.0) -> PDEProblem:
     """u_t − ρu(1 − u) = 0 on x ∈ [0, 2π], t ∈ [0, 1], u(x, 0) = h(x) = exp(−(x − π)² / (2(π/4)²)),
     periodic in x; solution h e^{ρt} / (h e^{ρt} + 1 − h) (Rathore et al. 2024, §2.1; ρ = 5).
-    Hard constraints: u = h + t·N with x entering N as (cos x, sin x), so u is exactly periodic (u_x
-    is not: h'(0) = −h'(2π) = 1.7e-3, as in the solution; the PDE has no x derivative)."""
+    Hard constraints: u = h + t·N with x entering N as (cos πz, sin πz), z = x/π − 1 the scaled x, so u
+    is exactly periodic (u_x is not: h'(0) = −h'(2π) = 1.7e-3, as in the solution; the PDE has no x
+    derivative)."""
     rho = _positive("rho", rho)
     domain = Domain([(0.0, 2 * PI)], (0.0, 1.0))
 
@@ -186,9 +187,10 @@ def wave(beta: int = 5) -> PDEProblem:
     """u_tt − 4u_xx = 0 on x ∈ [0, 1], t ∈ [0, 1], u(0, t) = u(1, t) = 0,
     u(x, 0) = sin(πx) + ½ sin(βπx), u_t(x, 0) = 0; solution
     sin(πx) cos(2πt) + ½ sin(βπx) cos(2βπt) (Rathore et al. 2024, §2.1; β = 5).
-    Hard constraint: u = u(x, 0) + tanh²(t/τ)·4x(1 − x)·N with τ = 0.1 (tanh² keeps u_t(x, 0) = 0;
-    the plain t² would need N ~ 1/t²: with Fourier features, 2048 points, 1000 Adam and 500 L-BFGS
-    steps it trains to 0.51 where tanh² gives 8e-3, 3×50 network, 2-core CPU). β must be an
+    Hard constraint: u = u(x, 0) + tanh²(t/τ)·4x(1 − x)·N with τ = 0.1 (tanh² keeps u_t(x, 0) = 0).
+    The plain t² makes N = (u − u₀)/(t² x(1 − x)) ≈ −β²π² sin(βπx)/(x(1 − x)) near t = 0 (about 10³
+    at x = ½ for β = 5) against O(1) later: with Fourier features, a 3×50 network, 2048 points, 1000
+    Adam and 500 L-BFGS steps it trains to 0.51 where tanh² gives 8e-3 (2-core CPU). β must be an
     integer ≥ 1: otherwise sin(βπx) ≠ 0 at x = 1, and neither the solution nor the lift meet
     u(1, t) = 0."""
     if isinstance(beta, bool) or not (isinstance(beta, int) or (isinstance(beta, float) and beta.is_integer())) \

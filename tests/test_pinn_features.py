@@ -1,4 +1,5 @@
 """InputFeatures: exact periodicity (Dong & Ni 2021) and random Fourier features (Tancik et al. 2020)."""
+import dataclasses
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from sciml import Trainer
 from sciml.solvers.pinn import PINNSolver
 from sciml.solvers.pinn_features import InputFeatures
-from sciml.solvers.pinn_problems import convection
+from sciml.solvers.pinn_problems import allen_cahn, convection
 
 
 def test_features_are_the_stated_maps():
@@ -73,3 +74,20 @@ def test_bad_arguments_name_themselves():
         InputFeatures(2)(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="input features"):  # a custom network sized for the raw coordinates
         PINNSolver(convection(), network=torch.nn.Linear(2, 1), hard=True, fourier_scale=3.0)
+
+
+def test_hard_periodicity_needs_a_periodic_lift_and_no_lift_without_initial_terms():
+    # periodic boundary alone made hard: no lift needed, u = N is periodic and the initial term stays
+    only_periodic = dataclasses.replace(convection(), lift=None, distance=None, hard_terms=("boundary",))
+    s = PINNSolver(only_periodic, hard=True, dtype=torch.float64)
+    assert s.terms == ("residual", "initial")
+    pairs = only_periodic.domain.periodic_pairs(32, seed=1)
+    assert (s.sample(pairs[:, 0]) - s.sample(pairs[:, 1])).abs().max() < 1e-12
+    with pytest.raises(ValueError, match="lift"):  # an initial hard term needs its lift
+        PINNSolver(dataclasses.replace(only_periodic, hard_terms=("boundary", "initial")), hard=True)
+    # Allen–Cahn's u0 = x² cos πx has u0_x(±1) = ∓2: periodic features cannot make u = u0 + tN periodic in u_x
+    ac = dataclasses.replace(allen_cahn(t_end=0.25), hard_terms=("boundary", "initial"))
+    with pytest.raises(ValueError, match="lift .* must be periodic and its gradient"):
+        PINNSolver(ac, hard=True)
+    # a lift periodic in value only is enough where derivatives are not matched
+    PINNSolver(dataclasses.replace(ac, periodic_derivatives=False), hard=True)
