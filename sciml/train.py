@@ -155,7 +155,8 @@ class Trainer:
         ``history.json`` go; None keeps nothing on disk.
     resume : continue from ``checkpoint_dir/last.pt`` if it exists.
     seed : seeds the shuffling (per epoch) and the global RNGs of a fresh run.
-    progress : show a progress bar.
+    progress : show a progress bar; within a step that evaluates the loss many times (L-BFGS,
+        line searches) it shows the evaluations so far and the latest loss.
     log_every : print an epoch summary every this many epochs (0: never).
     max_skipped_steps : abort after this many consecutive steps with a non-finite loss or
         gradient (each one is skipped and reported).
@@ -229,6 +230,7 @@ class Trainer:
         self.resume = resume
         self.seed = seed
         self.progress = progress
+        self._bar, self._bar_shown = None, 0.0  # the bar of the running fit, when it last showed an evaluation
         self.log_every = log_every
         self.max_skipped_steps = max_skipped_steps
 
@@ -319,11 +321,16 @@ class Trainer:
                 loss.backward(create_graph=True)
 
         if "closure" in requires:
+            evaluations = 0
+
             def closure():
+                nonlocal evaluations
                 opt.zero_grad(set_to_none=True)
                 with self._autocast():
                     loss = objective(batch)
                 loss.backward()
+                evaluations += 1
+                self._show_evaluation(evaluations, loss)
                 return loss
 
             if "create_graph" in requires:
@@ -503,6 +510,7 @@ class Trainer:
         bar = tqdm(total=self.epochs * steps, initial=start * steps, disable=not (self.progress and self.dist.is_main),
                    dynamic_ncols=True, desc=type(solver).__name__)
         skipped_in_row = 0
+        self._bar = bar
         try:
             for epoch in range(start, self.epochs):
                 solver.train()
@@ -548,8 +556,18 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self._bar = None
         solver.eval()
         return self.history
+
+    def _show_evaluation(self, count: int, loss: torch.Tensor) -> None:
+        """Keep the bar alive through a long closure step (one L-BFGS step may take minutes):
+        at most twice a second, the evaluations of this step so far and the latest loss."""
+        bar = self._bar
+        if bar is None or bar.disable or time.monotonic() - self._bar_shown < 0.5:
+            return
+        self._bar_shown = time.monotonic()
+        bar.set_postfix(evaluations=count, loss=f"{float(loss.detach()):.4g}")
 
     def _say(self, msg: str, warn: bool = False) -> None:
         if self.dist.is_main:

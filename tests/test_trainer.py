@@ -1,8 +1,10 @@
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,16 @@ def test_step_schedule_halves_the_learning_rate_on_time():
     history = Trainer(Regression(), lr=1e-2, epochs=5, batch_size=64, device="cpu", progress=False,
                       scheduler="step", scheduler_options={"step_size": 2, "gamma": 0.5}).fit(regression_data(n=64))
     assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3])
+
+
+def test_a_long_closure_step_shows_its_evaluations(capsys):
+    """One L-BFGS step of many evaluations keeps the bar moving: evaluations so far and the loss."""
+    class Slow(Regression):
+        def loss(self, batch):
+            time.sleep(0.02)
+            return super().loss(batch)
+
+    Trainer(Slow(), optimizer="lbfgs", lr=1.0, epochs=1, batch_size=256, device="cpu",
+            optimizer_options={"max_iter": 60}).fit(regression_data())
+    shown = re.findall(r"evaluations=(\d+), loss=([0-9.e+-]+)", capsys.readouterr().err)
+    assert len(shown) >= 2 and int(shown[-1][0]) > int(shown[0][0]) > 0, shown
