@@ -472,11 +472,11 @@ class PINNSolver(Solver):
         space = p.domain.space_dim
         for name, fn in (("lift", p.lift), ("distance", p.distance)):
             a, b = fn(lo), fn(hi)
-            gap = float((a - b).abs().max())
+            gap = float((a - b).detach().abs().max())
             if p.periodic_derivatives:
                 ga, gb = torch.autograd.grad((a.sum(), b.sum()), (lo, hi), allow_unused=True, materialize_grads=True)
                 gap = max(gap, float((ga - gb)[:, :space].abs().max()))
-            scale = max(1.0, float(a.detach().abs().max()))
+            scale = max(1.0, float(a.detach().abs().max()))  # relative to the lift's size
             if gap > 1e-6 * scale:
                 derivs = " and its gradient" if p.periodic_derivatives else ""
                 raise ValueError(f"{name} of problem {p.name!r} must be periodic{derivs} across the periodic faces "

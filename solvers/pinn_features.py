@@ -3,8 +3,8 @@
 Two maps, each on its own coordinates, concatenated:
 
 - exact periodicity, Dong & Ni 2021, "A method for representing periodic functions and enforcing
-  exactly periodic boundary conditions with deep neural networks" (J. Comput. Phys. 435, 110242),
-  §2.1: a coordinate z ∈ [−1, 1] whose interval is one period enters as (cos πz, sin πz). Every
+  exactly periodic boundary conditions with deep neural networks" (J. Comput. Phys. 435, 110242):
+  a coordinate z ∈ [−1, 1] whose interval is one period enters as (cos πz, sin πz). Every
   function of these features is periodic with all its derivatives, so the periodic boundary
   condition holds exactly and its loss term drops out;
 - random Fourier features, Tancik et al. 2020, "Fourier features let networks learn high frequency
@@ -73,7 +73,7 @@ class InputFeatures(nn.Module):
             raise ValueError(f"z must have shape (n, {self.dim}), got {tuple(z.shape)}")
         parts = []
         if self.periodic:
-            angle = math.pi * z[:, self.periodic]  # Dong & Ni 2021, §2.1: one period of the interval is 2π
+            angle = math.pi * z[:, self.periodic]  # Dong & Ni 2021: one period of the interval is 2π
             parts += [torch.cos(angle), torch.sin(angle)]
         if self.rest:
             rest = z[:, self.rest]
