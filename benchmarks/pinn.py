@@ -217,6 +217,8 @@ def main(argv=None) -> dict:
     stem = "pinn_quick" if args.quick else "pinn"
     if set(args.problems) != set(FULL):
         stem += "_" + "_".join(args.problems)
+    if args.seed:
+        stem += f"_seed{args.seed}"  # seed 0's files stay
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     (RESULTS / f"{stem}.md").write_text(markdown(out))
     plot(rows, RESULTS / f"{stem}.png")
