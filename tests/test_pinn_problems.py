@@ -14,20 +14,21 @@ from sciml.solvers.pinn_problems import (allen_cahn, allen_cahn_reference, burge
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
+def _burgers_fd(x, t, nu, h):
+    """Central differences of the reference with step h: (max |u_t + u u_x − ν u_xx|, max |u_t|, max |ν u_xx|)."""
+    def u(dx, dt):
+        return burgers_reference(x + dx, t + dt, nu)
+    ut = (u(0, h) - u(0, -h)) / (2 * h)
+    ux = (u(h, 0) - u(-h, 0)) / (2 * h)
+    uxx = (u(h, 0) - 2 * u(0, 0) + u(-h, 0)) / h**2
+    return np.abs(ut + u(0, 0) * ux - nu * uxx).max(), np.abs(ut).max(), np.abs(nu * uxx).max()
+
+
 def test_burgers_reference_satisfies_the_pde():
     nu = 0.01 / np.pi
     x, t = np.meshgrid(np.linspace(-0.95, 0.95, 39), np.linspace(0.05, 1.0, 20), indexing="ij")
-
-    def fd_residual(h):
-        def u(dx, dt):
-            return burgers_reference(x + dx, t + dt, nu)
-        ut = (u(0, h) - u(0, -h)) / (2 * h)
-        ux = (u(h, 0) - u(-h, 0)) / (2 * h)
-        uxx = (u(h, 0) - 2 * u(0, 0) + u(-h, 0)) / h**2
-        return np.abs(ut + u(0, 0) * ux - nu * uxx).max(), np.abs(ut).max()
-
-    r_coarse, _ = fd_residual(3e-4)
-    r_fine, scale = fd_residual(1e-4)
+    r_coarse = _burgers_fd(x, t, nu, 3e-4)[0]
+    r_fine, scale, _ = _burgers_fd(x, t, nu, 1e-4)
     assert r_fine < 2e-5 and scale > 1  # u_t reaches about 8.7 on this grid
     assert r_coarse / r_fine > 7  # the residual left is the O(h²) error of the differences
     assert np.allclose(burgers_reference(np.array([-0.5, 0.5]), np.zeros(2)), [1.0, -1.0])
@@ -77,17 +78,8 @@ def test_burgers_reference_satisfies_the_pde_in_the_shock_layer(nu, h, tol):
     reaches about 57 (229 at ν = 0.001/π): the residual of central differences is below ``tol``
     (about 1e-6 of those terms) and falls like h² with the step."""
     x, t = np.meshgrid(np.linspace(-0.01, 0.01, 21), np.linspace(0.3, 1.0, 15), indexing="ij")
-
-    def fd_residual(step):
-        def u(dx, dt):
-            return burgers_reference(x + dx, t + dt, nu)
-        ut = (u(0, step) - u(0, -step)) / (2 * step)
-        ux = (u(step, 0) - u(-step, 0)) / (2 * step)
-        uxx = (u(step, 0) - 2 * u(0, 0) + u(-step, 0)) / step**2
-        return np.abs(ut + u(0, 0) * ux - nu * uxx).max(), np.abs(nu * uxx).max()
-
-    r, scale = fd_residual(h)
-    r_coarse, _ = fd_residual(3 * h)
+    r, _, scale = _burgers_fd(x, t, nu, h)
+    r_coarse = _burgers_fd(x, t, nu, 3 * h)[0]
     assert r < tol and scale > 50, (r, scale)
     assert r_coarse / r > 7  # 9 for the O(h²) error of the differences: the reference itself is exact
 
