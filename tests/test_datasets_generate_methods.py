@@ -1,9 +1,8 @@
 """The generator's solver choices: SKR order and recycling, fallback, batching, families, ranks."""
 import json
-import os
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +13,9 @@ import torch
 from sciml.datasets import LINEAR_SOLVERS, H5Dataset, SolveResult, generate, get_pde
 from sciml.datasets.generate import choose_method
 from sciml.datasets.sorting import greedy_order
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _torchrun import failure, run_two_ranks  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -148,18 +150,18 @@ def test_bad_solver_choices_fail_before_touching_the_disk(tmp_path, options, wor
 
 
 def test_two_ranks_under_torchrun_write_the_single_process_file(direct, tmp_path):
-    out = tmp_path / "ranks.h5"
-    script = tmp_path / "gen.py"
-    script.write_text(textwrap.dedent(f"""
-        from sciml.datasets import generate
-        generate("darcy", out={str(out)!r}, seed=1, coefficient="lognormal", solver="direct",
-                 n=8, resolution=17, chunk_size=4, progress=False, dtype="float64")
-    """))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(script)], capture_output=True, text=True,
-                          env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    def write_script(attempt):
+        script = tmp_path / f"gen{attempt}.py"
+        script.write_text(textwrap.dedent(f"""
+            from sciml.datasets import generate
+            generate("darcy", out={str(tmp_path / f"ranks{attempt}.h5")!r}, seed=1, coefficient="lognormal",
+                     solver="direct", n=8, resolution=17, chunk_size=4, progress=False, dtype="float64")
+        """))
+        return script
+
+    proc = run_two_ranks(write_script)
+    assert proc.returncode == 0, failure(proc)
+    out = sorted(tmp_path.glob("ranks*.h5"))[-1]
     ours, reference = _read(out)[0], _read(direct)[0]
     for name in reference:
         if name != "solver/seconds":

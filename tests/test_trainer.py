@@ -1,7 +1,5 @@
 import math
-import os
 import re
-import subprocess
 import sys
 import textwrap
 import time
@@ -14,6 +12,7 @@ from sciml import Trainer
 from sciml.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _torchrun import failure, run_two_ranks  # noqa: E402
 from _toy import Regression, regression_data  # noqa: E402
 
 
@@ -169,14 +168,14 @@ DDP_SCRIPT = textwrap.dedent("""
 
 def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
     """Two gloo ranks with batch 8 each = one process with batch 16 (same shuffles, mean gradients)."""
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path / "ckpt"),
-                                        out=str(tmp_path)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--master_port=0", "--rdzv_backend=c10d", "--rdzv_endpoint=127.0.0.1:0", str(script)],
-                          capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    def write_script(attempt):
+        script = tmp_path / f"ddp{attempt}.py"
+        script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path / f"ckpt{attempt}"),
+                                            out=str(tmp_path)))
+        return script
+
+    proc = run_two_ranks(write_script)
+    assert proc.returncode == 0, failure(proc)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     for k in r0["state"]:
         assert torch.equal(r0["state"][k], r1["state"][k]), k  # replicas stay identical
@@ -189,7 +188,7 @@ def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
         torch.testing.assert_close(r0["state"][k], v, rtol=1e-5, atol=1e-6)
     # validation metrics are reduced over all 20 samples across both ranks
     assert r0["history"][-1]["val_loss"] == pytest.approx(history.last["val_loss"], rel=1e-4)
-    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["world_size"] == 2
+    assert load_checkpoint(sorted(tmp_path.glob("ckpt*"))[-1] / "last.pt")["world_size"] == 2
 
 
 def test_preloaded_and_streamed_data_train_to_identical_weights():
