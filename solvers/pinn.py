@@ -43,6 +43,7 @@ Example (Adam, then L-BFGS, in float64)::
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -51,6 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from sciml.solver import Solver
+from sciml.solvers.pinn_causal import causal_residual
 from sciml.solvers.pinn_features import InputFeatures
 from sciml.validation import positive_int
 
@@ -360,6 +362,14 @@ class PINNSolver(Solver):
         weight for a term the solver does not have (absent from the problem, or dropped by
         ``hard``) raises ValueError.
     dtype : parameter dtype; use ``torch.float64`` with L-BFGS (it stalls in float32).
+    causal, causal_chunks : ε and the number of time chunks M of causal training
+        (:mod:`~sciml.solvers.pinn_causal`, Wang, Sankaran & Perdikaris 2024): the residual term
+        weighs the chunk at t_i by exp(−ε·(residual loss of the chunks before it)). None (the
+        default) weighs all points alike. Needs a time-dependent problem; :meth:`evaluate` then
+        reports ``causal_weight``, the smallest chunk weight (near 1: trained through to t1;
+        the Trainer averages it over evaluation batches). The weights follow the parameters but
+        take no part in the gradient, so train with a first-order optimizer (Adam, as the paper
+        does): L-BFGS's line search would see a loss that its gradient does not describe.
 
     The loss on a batch of point sets is (Raissi et al. 2019, eq. 4–6)
     w_r·mean(r²) + w_b·mean((u − g)²) + w_0·mean((u − u₀)² [+ (u_t − v₀)²]); a periodic
@@ -376,7 +386,8 @@ class PINNSolver(Solver):
     def __init__(self, problem: PDEProblem, network: nn.Module | None = None, *, hidden: Sequence[int] = (20, 20, 20),
                  activation: str = "tanh", seed: int | None = 0, hard: bool = False,
                  weights: dict[str, float] | None = None, dtype: torch.dtype = torch.float32,
-                 fourier_scale: float | None = None, fourier_count: int = 32):
+                 fourier_scale: float | None = None, fourier_count: int = 32, causal: float | None = None,
+                 causal_chunks: int = 32):
         super().__init__()
         if not isinstance(problem, PDEProblem):
             raise TypeError(f"problem must be a PDEProblem, got {type(problem).__name__}")
@@ -395,6 +406,14 @@ class PINNSolver(Solver):
             raise ValueError(f"weights must be finite non-negative numbers (not bools), got {weights!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        if causal is not None:
+            if isinstance(causal, bool) or not (isinstance(causal, numbers.Real) and 0 < causal < math.inf):
+                raise ValueError(f"causal must be None or a positive number ε, got {causal!r}")
+            if problem.domain.time is None:
+                raise ValueError(f"causal training needs a time-dependent problem; {problem.name!r} is steady")
+        if positive_int("causal_chunks", causal_chunks) < 2:
+            raise ValueError(f"causal_chunks must be at least 2, got {causal_chunks}")
+        self.causal, self.causal_chunks = (float(causal) if causal is not None else None), causal_chunks
         self.problem, self.hard = problem, hard
         self._lifted = hard and needs_lift  # u = lift + distance·N; else u = N
         self.terms = tuple(t for t in problem.terms if not (hard and t in problem.hard_terms))
@@ -513,13 +532,16 @@ class PINNSolver(Solver):
             raise ValueError(f"{name} must have shape {want} with dim={dim}, got {tuple(points.shape)}")
         return points.reshape(-1, *tail)
 
-    def residuals(self, batch: dict[str, Tensor]) -> dict[str, list[Tensor]]:
-        """Per term, the vectors whose mean squares add up to it (Raissi et al. 2019, eq. 4–6)."""
+    def residuals(self, batch: dict[str, Tensor], causal: bool = True) -> dict[str, list[Tensor]]:
+        """Per term, the vectors whose mean squares add up to it (Raissi et al. 2019, eq. 4–6);
+        with ``causal`` (and ``self.causal`` set) the PDE residual carries the causal weights."""
         if not isinstance(batch, dict) or "interior" not in batch:
             raise ValueError(f"a PINN batch is a dict with at least 'interior' points (a Collocation item), "
                              f"got {type(batch).__name__}")
         p = self.problem
-        out = {"residual": [self.residual(batch["interior"])]}  # MSE_f, eq. 5
+        points = self._check_points(batch["interior"], "batch['interior']")
+        r = self.residual(points)  # MSE_f, eq. 5
+        out = {"residual": [self._causal(points, r)[0] if causal and self.causal is not None else r]}
         if "boundary" in self.terms:
             if p.boundary == "periodic":
                 pairs = self._check_points(batch.get("periodic"), "batch['periodic']", pairs=True)
@@ -536,6 +558,11 @@ class PINNSolver(Solver):
                 d = self.derivatives(pts)
                 out["initial"] = [d.u - p.initial(d.points), d["t"] - p.initial_rate(d.points)]
         return out
+
+    def _causal(self, points: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+        """The residual ``r`` at interior ``points`` rescaled by the causal weights, and the weights."""
+        t0, t1 = self.problem.domain.time
+        return causal_residual(r, points[:, -1], t0, t1, self.causal, self.causal_chunks)
 
     def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The unweighted loss terms on one batch of point sets (Raissi et al. 2019, eq. 4–6)."""
@@ -569,10 +596,21 @@ class PINNSolver(Solver):
         return sum(self.weights[k] * v for k, v in terms.items())
 
     def evaluate(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The loss, its terms and (with a reference) the relative L2 error on the reference."""
+        """The loss, its terms and (with a reference) the relative L2 error on the reference.
+
+        With causal training these are the plain (unweighted) loss and terms, comparable across
+        runs and a fair pick for the best checkpoint (the weighted loss is smallest while the
+        weights still hide the later times); the weighted objective is ``causal_loss``."""
         with torch.enable_grad():  # the Trainer evaluates under no_grad; residuals need autograd
-            terms = {k: v.detach() for k, v in self.loss_terms(batch).items()}
+            residuals = {k: [r.detach() for r in rs] for k, rs in self.residuals(batch, causal=False).items()}
+        terms = {k: sum(r.pow(2).mean() for r in rs) for k, rs in residuals.items()}
         metrics = {"loss": sum(self.weights[k] * v for k, v in terms.items()), **terms}
+        if self.causal is not None:
+            points = self._check_points(batch["interior"], "batch['interior']")
+            weighted, w = self._causal(points, residuals["residual"][0])
+            metrics["causal_loss"] = metrics["loss"] + self.weights["residual"] * (weighted.pow(2).mean()
+                                                                                  - terms["residual"])
+            metrics["causal_weight"] = w.min()
         if self.problem.reference is not None:
             metrics["rel_l2"] = torch.tensor(self.relative_error())
         return metrics

@@ -170,13 +170,15 @@ def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
     """Two gloo ranks with batch 8 each = one process with batch 16 (same shuffles, mean gradients)."""
     def write_script(attempt):
         script = tmp_path / f"ddp{attempt}.py"
+        (tmp_path / f"out{attempt}").mkdir()
         script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path / f"ckpt{attempt}"),
-                                            out=str(tmp_path)))
+                                            out=str(tmp_path / f"out{attempt}")))
         return script
 
     proc = run_two_ranks(write_script)
     assert proc.returncode == 0, failure(proc)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    out = sorted(tmp_path.glob("out*"))[-1]
+    r0, r1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
     for k in r0["state"]:
         assert torch.equal(r0["state"][k], r1["state"][k]), k  # replicas stay identical
 
@@ -188,7 +190,7 @@ def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
         torch.testing.assert_close(r0["state"][k], v, rtol=1e-5, atol=1e-6)
     # validation metrics are reduced over all 20 samples across both ranks
     assert r0["history"][-1]["val_loss"] == pytest.approx(history.last["val_loss"], rel=1e-4)
-    assert load_checkpoint(sorted(tmp_path.glob("ckpt*"))[-1] / "last.pt")["world_size"] == 2
+    assert load_checkpoint(tmp_path / out.name.replace("out", "ckpt") / "last.pt")["world_size"] == 2
 
 
 def test_preloaded_and_streamed_data_train_to_identical_weights():
