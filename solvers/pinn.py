@@ -564,6 +564,15 @@ class PINNSolver(Solver):
         t0, t1 = self.problem.domain.time
         return causal_residual(r, points[:, -1], t0, t1, self.causal, self.causal_chunks)
 
+    def causal_weights(self, points: Tensor) -> Tensor:
+        """The causal weight w_i of each time chunk at these interior points, ``(causal_chunks,)``."""
+        if self.causal is None:
+            raise ValueError("causal_weights needs a solver built with causal=ε")
+        points = self._check_points(points, "points")
+        with torch.enable_grad():
+            r = self.residual(points).detach()
+        return self._causal(points, r)[1]
+
     def loss_terms(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The unweighted loss terms on one batch of point sets (Raissi et al. 2019, eq. 4–6)."""
         return {k: sum(r.pow(2).mean() for r in rs) for k, rs in self.residuals(batch).items()}

@@ -58,6 +58,10 @@ def test_evaluate_reports_plain_losses_the_causal_objective_and_the_smallest_wei
     assert metrics["causal_loss"] == pytest.approx(float(causal.loss(batch).detach()), rel=1e-12)
     assert metrics["causal_loss"] < metrics["loss"]
     assert "causal_weight" not in plain.evaluate(batch)
+    weights = causal.causal_weights(batch["interior"])
+    assert weights.shape == (32,) and float(weights.min()) == pytest.approx(metrics["causal_weight"], rel=1e-12)
+    with pytest.raises(ValueError, match="causal_weights needs a solver built with causal"):
+        plain.causal_weights(batch["interior"])
     # a small ε weighs every chunk ~1: the loss tends to the plain one (chunks hold equal counts of Sobol points)
     tiny = PINNSolver(allen_cahn(), hidden=(16, 16), hard=True, dtype=torch.float64, causal=1e-9)
     assert float(tiny.loss(batch).detach()) == pytest.approx(float(plain.loss(batch).detach()), rel=1e-6)
