@@ -1,6 +1,16 @@
 """Data-generation solvers on the same systems: SKR against the baselines that matter.
 
     python -m benchmarks.datagen [--quick] [--cases darcy_lognormal helmholtz ...] [--device cuda]
+    python -m benchmarks.datagen --pipeline [--quick] [--device cuda]
+
+``--pipeline`` measures ``generate()`` itself on 128² binary Darcy (130² nodes): the writer
+alone, fed ready arrays, with every compression choice against the previous writer (an
+uncompressed part file per chunk, then h5py's gzip when merging: every sample compressed in
+one thread, after the run), with file sizes; and the whole pipeline at chunk sizes 32, 256 and
+1024: end-to-end samples/s, the solve-only rate (samples over the seconds of the solve stage,
+measured in the same run) and their ratio, and the seconds of every stage
+(``solver/stage_seconds``). On CUDA it adds the CPU ``generate()`` on 2 threads as the
+baseline in the same run.
 
 For each case (a PDE family at a size), the systems of ``n`` samples are assembled once and
 solved by every method below; the reference solution is the sparse direct solve. Reported:
@@ -31,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -46,6 +57,7 @@ from sciml.datasets.krylov import PRECONDITIONERS, block_diagonal, cg_batched, g
 from sciml.datasets.krylov._operator import synchronize
 from sciml.datasets.linsolve import DirectFactorization, get_linear_solver
 from sciml.datasets.sorting import get_ordering
+from sciml.datasets.writer import STAGES, BackgroundWriter, DatasetWriter
 
 RESULTS = Path(__file__).parent / "results"
 RTOL = 1e-8
@@ -267,9 +279,165 @@ def _table(rows, device):
     return "\n".join(lines) + "\n"
 
 
+PIPELINE_RESOLUTION = 130
+WRITER_CHOICES = ("auto", "none", "lzf", "gzip-1", "gzip-4")
+
+
+def _chunk_of_arrays(device, count, folder):
+    """Ready arrays of ``count`` samples of 128² binary Darcy: inputs, outputs, diagnostics."""
+    src = generate("darcy", n=64, n_test=1, resolution=PIPELINE_RESOLUTION, chunk_size=64,
+                   out=Path(folder) / "src.h5", device=device, progress=False)
+    with h5py.File(src, "r") as f:
+        arrays = {name: f[name][()] for name in ("inputs", "outputs")}
+        arrays.update({f"solver/{name}": f[f"solver/{name}"][()]
+                       for name in ("iterations", "residual", "converged")})
+    reps = -(-count // 64)
+    return {name: np.concatenate([value] * reps)[:count] for name, value in arrays.items()}
+
+
+def _legacy_writer(arrays, chunks, folder):
+    """The writer before this pipeline: raw part files, then h5py's gzip at the merge."""
+    folder = Path(folder)
+    for k in range(chunks):
+        with h5py.File(folder / f"part{k}.h5", "w") as f:
+            for name, value in arrays.items():
+                f.create_dataset(name, data=value)
+    count = len(arrays["inputs"])
+    with h5py.File(folder / "legacy.h5", "w") as f:
+        datasets = {name: f.create_dataset(name, shape=(count * chunks, *value.shape[1:]),
+                                           dtype=value.dtype, chunks=(1, *value.shape[1:]),
+                                           compression="gzip", shuffle=value.ndim > 1)
+                    for name, value in arrays.items()}
+        for k in range(chunks):
+            with h5py.File(folder / f"part{k}.h5", "r") as part:
+                for name in arrays:
+                    datasets[name][k * count:(k + 1) * count] = part[name][()]
+    return folder / "legacy.h5"
+
+
+def _writer_alone(compression, arrays, chunks, folder):
+    folder = Path(folder)
+    count = len(arrays["inputs"])
+    writer = DatasetWriter(folder / "out.h5", [folder / f"c{k}.h5" for k in range(chunks)],
+                           [count] * chunks, compression)
+    background = BackgroundWriter()
+    for k in range(chunks):
+        background.submit(writer.write_chunk, k, arrays, {})
+    background.join()
+    x = np.linspace(0, 1, PIPELINE_RESOLUTION)
+    writer.finish({"config": {}}, {"x": x, "y": x})
+    writer.close()
+    return folder / "out.h5"
+
+
+def writer_rows(device, chunk=256, chunks=8, repeats=3):
+    """Pairs of 130² float32 fields stored per second, and file sizes, per compression."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        arrays = _chunk_of_arrays(device, chunk, folder)
+        plan = [(f"sciml writer, {c}", lambda d, c=c: _writer_alone(c, arrays, chunks, d))
+                for c in WRITER_CHOICES]
+        plan.append(("previous writer (raw parts, h5py gzip-4 at merge)",
+                     lambda d: _legacy_writer(arrays, chunks, d)))
+        for label, run in plan:
+            seconds, size = [], 0
+            for _ in range(repeats):
+                with tempfile.TemporaryDirectory(dir=folder) as d:
+                    start = time.perf_counter()
+                    out = run(d)
+                    seconds.append(time.perf_counter() - start)
+                    size = out.stat().st_size
+            pairs = chunk * chunks
+            rows.append({"writer": label, "pairs": pairs, "seconds": float(np.median(seconds)),
+                         "pairs_per_s": pairs / float(np.median(seconds)),
+                         "file_mb": size / 1e6})
+            print(f"  {label:52s} {rows[-1]['pairs_per_s']:8.0f} pairs/s  "
+                  f"{rows[-1]['file_mb']:7.1f} MB", flush=True)
+    baseline = rows[-1]["pairs_per_s"]
+    for row in rows:
+        row["speed_vs_previous"] = row["pairs_per_s"] / baseline
+    return rows
+
+
+def pipeline_rows(device, chunk_sizes):
+    """``generate()`` end to end at each chunk size, with its stage seconds."""
+    rows = []
+    runs = [(device, c, max(2 * c, 2048 if device.type == "cuda" else 256)) for c in chunk_sizes]
+    if device.type == "cuda":
+        runs.append((torch.device("cpu"), 32, 128))  # the CPU baseline of the same run
+    with tempfile.TemporaryDirectory() as folder:
+        for dev in {device, torch.device("cpu")}:  # one-time costs are not the pipeline's
+            generate("darcy", n=4, n_test=1, resolution=PIPELINE_RESOLUTION, chunk_size=4,
+                     out=Path(folder) / f"warm_{dev.type}.h5", device=dev, progress=False)
+        for dev, chunk, n in runs:
+            threads = torch.get_num_threads()
+            if dev.type == "cpu" and device.type == "cuda":
+                torch.set_num_threads(2)
+            out = Path(folder) / f"p{chunk}_{dev.type}.h5"
+            synchronize(dev)
+            start = time.perf_counter()
+            generate("darcy", n=n, n_test=1, resolution=PIPELINE_RESOLUTION, chunk_size=chunk,
+                     out=out, device=dev, progress=False)
+            synchronize(dev)
+            wall = time.perf_counter() - start
+            torch.set_num_threads(threads)
+            with h5py.File(out, "r") as f:
+                stages = dict(zip(STAGES, np.nansum(f["solver/stage_seconds"][()], axis=0)))
+                unconverged = int(f.attrs["n_unconverged"])
+            row = {"device": dev.type, "chunk": chunk, "n": n, "seconds": wall,
+                   "samples_per_s": n / wall, "solve_only_per_s": n / stages["solve"],
+                   "unconverged": unconverged, "file_mb": out.stat().st_size / 1e6,
+                   "stage_seconds": {k: float(v) for k, v in stages.items()}}
+            row["end_to_end_vs_solve_only"] = row["samples_per_s"] / row["solve_only_per_s"]
+            rows.append(row)
+            print(f"  {dev.type} chunk {chunk:5d} n {n:5d}: {row['samples_per_s']:8.1f} samples/s "
+                  f"end to end, {row['solve_only_per_s']:9.1f} solve only", flush=True)
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    for row in rows:
+        if device.type == "cuda" and cpu:
+            row["vs_cpu_generate"] = row["samples_per_s"] / cpu[-1]["samples_per_s"]
+    return rows
+
+
+def _pipeline_table(writer, rows, device):
+    lines = ["# generate() as a pipeline: the writer alone, and end to end", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} "
+             f"torch thread(s), device {device}, torch {torch.__version__}. 128² binary Darcy "
+             f"(130² nodes), rtol {RTOL:g}, `generate()` defaults.", "",
+             "## The writer alone, fed ready arrays (8 chunks of 256 pairs of 130² float32 fields "
+             "plus diagnostics; median of 3)", "",
+             "| writer | pairs/s | × previous writer | file MB |", "|---|---|---|---|"]
+    lines += [f"| {r['writer']} | {r['pairs_per_s']:.0f} | {r['speed_vs_previous']:.2f} | "
+              f"{r['file_mb']:.1f} |" for r in writer]
+    lines += ["", "## End to end (writer thread overlapped with the solves: stage seconds add up "
+              "to more than the wall time)", "",
+              "| device | chunk | n | samples/s | solve-only samples/s | end-to-end / solve-only "
+              "| × CPU generate() | file MB | " + " | ".join(f"{s} s" for s in STAGES) + " |",
+              "|" + "---|" * (8 + len(STAGES))]
+    for r in rows:
+        vs = f"{r['vs_cpu_generate']:.1f}" if "vs_cpu_generate" in r else "—"
+        lines.append(f"| {r['device']} | {r['chunk']} | {r['n']} | {r['samples_per_s']:.1f} | "
+                     f"{r['solve_only_per_s']:.1f} | {r['end_to_end_vs_solve_only']:.2f} | {vs} | "
+                     f"{r['file_mb']:.1f} | " +
+                     " | ".join(f"{r['stage_seconds'][s]:.2f}" for s in STAGES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pipeline_main(device, quick, out):
+    writer = writer_rows(device, repeats=1 if quick else 3)
+    rows = pipeline_rows(device, (32, 256) if quick else (32, 256, 1024))
+    stem = f"datagen_pipeline{'_quick' if quick else ''}_{device.type}"
+    (out / f"{stem}.json").write_text(json.dumps({"writer": writer, "pipeline": rows}, indent=1))
+    table = _pipeline_table(writer, rows, device)
+    (out / f"{stem}.md").write_text(table)
+    print(table)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, minutes on 2 CPU cores")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="generate() itself: the writer alone and the stages end to end")
     parser.add_argument("--cases", nargs="+", default=None, choices=sorted(FULL))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out-dir", default=str(RESULTS))
@@ -282,6 +450,8 @@ def main(argv=None):
         stem += "_" + "_".join(args.cases)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.pipeline:
+        return pipeline_main(device, args.quick, out)
     for name in args.cases or cases:
         rows += run_case(name, *cases[name], device)
         # Written after every case, so an interrupted run keeps what it measured.

@@ -10,24 +10,36 @@ them, one at a time (carrying GCRO-DR's recycled space from system to system, th
 of Wang et al., "Accelerating Data Generation for Neural Operators via Krylov Subspace
 Recycling", ICLR 2024) or a block at once on a GPU.
 
+The pipeline (:mod:`.pipeline` names each stage and times it):
+
+    sample (on the device) → order → assemble + solve (block by block) → subsample, cast,
+    copy to pinned host memory → [writer thread] compress once → part file → final file
+
+While the writer thread compresses and writes chunk ``k`` (:mod:`.writer`), the caller samples,
+assembles and solves chunk ``k + 1``; the queue between them holds at most one chunk, so the
+host memory for writing is at most two chunks of stored arrays (at 130², float32 fields and
+the float64 GRF: about 270 kB per sample, 0.55 GB for two chunks of 1024).
+
 Randomness. The samples are cut into chunks of ``chunk_size``; chunk ``k`` draws its
-parameters from a ``torch.Generator`` seeded with
+parameters from a ``torch.Generator`` on the device seeded with
 ``numpy.random.SeedSequence([seed, k]).generate_state(1, uint64)``, so a chunk does not
 depend on which chunks ran before it, in this process or another. Sorting and recycling act
 within a chunk, and the recycled space is dropped at each chunk's start, so a chunk's
-solutions are a pure function of ``(seed, k)`` and the configuration too.
+solutions are a pure function of ``(seed, k)`` and the configuration too. The same seed gives
+the same file on the same kind of device; a CPU file and a CUDA file differ (torch's CPU and
+CUDA generators draw different streams), and the file's ``rng_device`` attribute says which.
 
-Crash safety. HDF5 has no journal, so a kill during a write can corrupt the file being
-written. Each finished chunk is therefore written as a small HDF5 file
-``<out>.parts/chunk_<k>.h5`` under a temporary name, flushed with ``fsync`` and moved into
-place with :func:`os.replace` (atomic on POSIX); ``<out>.parts/config.json`` records the
-configuration. When every chunk exists they are merged into ``<out>.tmp``, which is moved
-onto ``out``, and the parts folder is removed. A rerun, after any crash including SIGKILL,
-skips the chunks already written and gives the same file as an uninterrupted run.
+Crash safety and one compression per sample: see :mod:`.writer`. Each finished chunk is made
+durable as ``<out>.parts/chunk_<k>.h5`` (written under a temporary name, synced, renamed);
+``<out>.parts/config.json`` records the configuration; the samples' chunks are compressed
+once and copied as stored into the final file, which is moved onto ``out`` when complete. A
+rerun, after any crash including SIGKILL, skips the chunks already written and gives the same
+file as an uninterrupted run (the timings in ``solver/seconds`` and ``solver/stage_seconds``
+aside). ``<out>.lock`` keeps a second run off the same output while one runs.
 
 Several processes. Under ``torchrun`` rank ``r`` of ``w`` solves the chunks ``k ≡ r (mod w)``
-into the shared parts folder, and rank 0 merges them once all ranks are done: the file is the
-one a single process writes.
+into the shared parts folder, and rank 0 assembles the file once all ranks are done: the file
+is the one a single process writes.
 
 Unconverged solves. A solve that misses the tolerance is retried with the ``fallback`` solver
 (the direct solver by default) and marked ``solver/fallback``; a sample that still misses it
@@ -49,20 +61,22 @@ from tqdm.auto import tqdm
 import sciml
 from sciml import distributed
 
-from .hdf5 import FORMAT_VERSION, _fsync, merge_parts, read_config, write_part
-from . import krylov
+from .block_solver import BATCHED, BlockSolver
+from .compression import check_compression
+from .hdf5 import FORMAT_VERSION, read_config
 from .krylov import PRECONDITIONERS
-from .linsolve import DirectFactorization, get_linear_solver
+from .linsolve import get_linear_solver
 from .pdes import get_pde
+from .pipeline import sample_chunk, solve_chunk, to_host, StageTimer
 from .sorting import ORDERINGS, get_ordering
+from .writer import BackgroundWriter, DatasetWriter, OutputLock, OutputLockedError, fsync_path, \
+    remove_orphans, temporary_name
 
 __all__ = ["generate", "choose_method", "BlockSolver"]
 
-_DTYPES = {"float32": np.float32, "float64": np.float64}
-_DIAGNOSTICS = {"iterations": np.int64, "matvecs": np.int64, "residual": np.float64,
-                "converged": np.bool_, "seconds": np.float64, "fallback": np.bool_}
-#: solvers with a batched form in :mod:`sciml.datasets.krylov`, used when ``batch > 1``
-BATCHED = {"cg": "cg_batched", "gmres": "gmres_batched"}
+_DTYPES = ("float32", "float64")
+#: Largest default block of the batched solvers on the CPU.
+CPU_BATCH = 32
 _CPU_ONLY = {"amg", "ilu", "lu"}
 _SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "amg", "lu"}
 
@@ -98,7 +112,8 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
       V-cycle (8–9 iterations at every grid size, against hundreds with Jacobi), on blocks of
       a chunk's systems at once (batched CG on a stacked multigrid) — on a GPU always (one
       system alone leaves it idle), on the CPU where each matrix serves one solve (Darcy: 1.27×
-      faster than SuperLU at 128², 1.14× at 80², on one core);
+      faster than SuperLU at 128², 1.14× at 80², on one core), in blocks of at most
+      :data:`CPU_BATCH` there;
     - otherwise the sparse direct solver (SuperLU): on the CPU where one factorization serves
       many solves (Poisson's shared matrix, the heat equation's time steps), and for families
       that are not SPD (non-symmetric, indefinite), where on the Helmholtz systems it was over
@@ -126,7 +141,11 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
         one_solve_per_matrix = family.matrix_varies and family.time_steps is None
         if family.spd and (device.type == "cuda" or one_solve_per_matrix):
             solver, precond = "cg", ("mg" if precond == "auto" else precond)
-            batch = chunk_size if batch is None else batch
+            if batch is None:
+                # A GPU wants the whole chunk at once; on the CPU blocks larger than 32 run
+                # slower per sample (128² Darcy, 2 cores: 75 samples/s solving blocks of 32,
+                # 26 with blocks of 256; benchmarks/results/datagen_pipeline_cpu.md).
+                batch = chunk_size if device.type == "cuda" else min(chunk_size, CPU_BATCH)
             reasons.append("SPD: batched CG with the geometric multigrid preconditioner")
         else:
             solver = "direct"
@@ -165,135 +184,6 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
             "reason": "; ".join(reasons) or "as requested"}
 
 
-class BlockSolver:
-    """The ``linear_solve`` a PDE family calls: solves blocks of systems, records diagnostics.
-
-    ``block_solver(As, B, X0=None) -> X`` with ``As`` a list of ``s`` matrices and ``B``,
-    ``X0``, ``X`` of shape ``(s, N)``. Diagnostics accumulate per sample over every call until
-    the next :meth:`start_block` (a time-dependent family calls it once per time step):
-    iterations, matrix products and seconds are summed, the residual is the largest, converged
-    holds if every solve converged.
-
-    Parameters
-    ----------
-    solver, precond : str
-        Names in :data:`LINEAR_SOLVERS` and :data:`sciml.datasets.krylov.PRECONDITIONERS`.
-    batch : int
-        Systems per block; above 1 the block is solved at once by the batched solver.
-    rtol : float
-    maxiter : int or None
-    fallback : str or None
-        Solver retried on a system that missed ``rtol``.
-    grid_shape : tuple of int
-        The unknowns' grid, for the geometric multigrid preconditioner.
-    """
-
-    def __init__(self, solver, precond, batch, rtol, maxiter, fallback, grid_shape):
-        self.name, self.precond, self.batch = solver, precond, batch
-        self.solve = get_linear_solver(solver)
-        self.fallback = None if fallback is None else get_linear_solver(fallback)
-        self.options = {"rtol": rtol, "maxiter": maxiter}
-        self.grid_shape = grid_shape
-        self.recycle = None
-        self._cache = {}  # (ids of the matrices, builder) -> (matrices, what it built); one entry
-        self.diagnostics = {}
-
-    def reset(self):
-        """Forget the recycled space (at a chunk's start, so chunks do not depend on each other).
-
-        Cached factorizations and preconditioners stay: they are functions of the matrix.
-        """
-        self.recycle = None
-
-    def start_block(self, size):
-        """Zero the per-sample diagnostics of a new block of ``size`` samples."""
-        self.diagnostics = {name: np.zeros(size, dtype) for name, dtype in _DIAGNOSTICS.items()}
-        self.diagnostics["converged"][:] = True
-
-    def _cached(self, As, build):
-        """``build(As)``, done once per list of matrix objects: samples and time steps that
-        share matrices reuse it.
-
-        The cache holds the matrices too, so their ``id`` cannot be reused meanwhile.
-        """
-        key = (tuple(map(id, As)), build)
-        if key not in self._cache:
-            self._cache = {key: (As, build(As))}
-        return self._cache[key][1]
-
-    def _preconditioner(self, A):
-        if self.precond == "none":
-            return None
-        return self._cached([A], self._build_preconditioner)
-
-    def _build_preconditioner(self, As):
-        return PRECONDITIONERS[self.precond](As[0], grid_shape=self.grid_shape)
-
-    def _block_preconditioner(self, As):
-        """``M`` on ``(s, N)`` blocks: the preconditioner of the block-diagonal matrix.
-
-        The geometric multigrid gets the stacked grid shape ``(s, ny, nx)``.
-        """
-        apply = PRECONDITIONERS[self.precond](krylov.block_diagonal(As),
-                                              grid_shape=(len(As), *self.grid_shape))
-        return None if apply is None else (lambda V: apply(V.reshape(-1)).reshape(V.shape))
-
-    def _factorization(self, As):
-        return DirectFactorization(As[0])
-
-    def __call__(self, As, B, X0=None):
-        if len(As) != B.shape[0] or B.shape[0] != len(self.diagnostics["converged"]):
-            raise ValueError(f"linear_solve got {len(As)} matrices and B of shape "
-                             f"{tuple(B.shape)} for a block of "
-                             f"{len(self.diagnostics['converged'])} samples")
-        if self.batch > 1 and self.name in BATCHED:
-            batched = getattr(krylov, BATCHED[self.name])
-            # On a GPU, read the convergence flags every 10 iterations instead of every one:
-            # the counts stay exact (converged systems are masked on the device).
-            results = batched(As, B, X0=X0, M=self._cached(As, self._block_preconditioner),
-                              check_every=10 if B.is_cuda else 1, **self.options)
-        elif self.name == "direct" and _shared(As):
-            results = self._cached(As[:1], self._factorization).solve(B, **self.options)
-        else:
-            results = []
-            for i, A in enumerate(As):
-                options = dict(self.options, x0=None if X0 is None else X0[i])
-                if self.name == "gcrodr":
-                    options["recycle"] = self.recycle
-                if self.precond != "none":
-                    options["M"] = self._preconditioner(A)
-                result = self.solve(A, B[i], **options)
-                if self.name == "gcrodr":
-                    self.recycle = result.recycle
-                results.append(result)
-        X = torch.empty_like(B)
-        d = self.diagnostics
-        for i, result in enumerate(results):
-            if not result.converged and self.fallback is not None:
-                # The failed attempt's work stays in the counts: it was spent.
-                d["iterations"][i] += result.iterations
-                d["matvecs"][i] += result.matvecs
-                d["seconds"][i] += result.seconds
-                result = self.fallback(As[i], B[i], **self.options)
-                d["fallback"][i] = True
-            X[i] = result.x
-            d["iterations"][i] += result.iterations
-            d["matvecs"][i] += result.matvecs
-            d["seconds"][i] += result.seconds
-            d["residual"][i] = np.maximum(d["residual"][i], result.residual)  # keeps a NaN
-            d["converged"][i] &= result.converged
-        return X
-
-
-def _shared(As):
-    return all(A is As[0] for A in As)
-
-
-def _chunk_seed(seed, k):
-    # Independent of chunk order and of resumption: a pure function of (seed, k).
-    return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0])
-
-
 def _differences(stored, config, prefix=""):
     keys = []
     for key in sorted(set(stored) | set(config)):
@@ -306,59 +196,17 @@ def _differences(stored, config, prefix=""):
 
 
 def _write_json(path, value):
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_name(path)
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
-
-
-def _subsample(value, fine, stride):
-    """Keep every ``stride``-th node of a field on the fine grid (its last two axes)."""
-    if value.ndim >= 3 and value.shape[-2:] == (fine, fine):
-        return value[..., ::stride, ::stride]
-    return value
-
-
-def _solve_chunk(family, block_solver, config, k, count, device, bar):
-    """Sample, order, assemble and solve one chunk; the arrays of its part file."""
-    fine, coarse = config["solve_resolution"], config["resolution"]
-    stride = (fine - 1) // (coarse - 1)
-    generator = torch.Generator().manual_seed(_chunk_seed(config["seed"], k))
-    params = family.sample_params(count, fine, generator=generator, device=device)
-    perm = get_ordering(config["order"])(family.sort_features(params)).cpu()
-    block_solver.reset()
-    outputs = None
-    diagnostics = {name: np.zeros(count, dtype) for name, dtype in _DIAGNOSTICS.items()}
-    iterations = 0
-    for start in range(0, count, config["batch"]):
-        idx = perm[start:start + config["batch"]]
-        block_solver.start_block(len(idx))
-        u = family.solve({key: value[idx.to(value.device)] for key, value in params.items()},
-                         block_solver)
-        if outputs is None:
-            outputs = u.new_empty((count, *u.shape[1:]))
-        outputs[idx.to(u.device)] = u
-        for name, column in block_solver.diagnostics.items():
-            diagnostics[name][idx.numpy()] = column
-        iterations += int(block_solver.diagnostics["iterations"].sum())
-        bar.update(len(idx))
-        bar.set_postfix(iterations=f"{iterations / (start + len(idx)):.1f}", refresh=False)
-    # Where each sample stands in the solve order: stored, so the order is re-derivable.
-    diagnostics["position"] = np.empty(count, np.int64)
-    diagnostics["position"][perm.numpy()] = np.arange(count) + k * config["chunk_size"]
-    dtype = _DTYPES[config["dtype"]]
-    arrays = {"inputs": _subsample(family.inputs(params).cpu().numpy(), fine, stride).astype(dtype),
-              "outputs": _subsample(outputs.cpu().numpy(), fine, stride).astype(dtype)}
-    arrays.update({f"params/{key}": _subsample(value.cpu().numpy(), fine, stride)
-                   for key, value in params.items()})
-    arrays.update({f"solver/{name}": column for name, column in diagnostics.items()})
-    return arrays
 
 
 def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=None,
              solve_resolution=None, chunk_size=32, dtype="float32", device="cpu",
              solver="auto", precond="auto", order="auto", batch=None, rtol=1e-8, maxiter=None,
-             fallback="direct", overwrite=False, progress=True, callback=None, **pde_options):
+             fallback="direct", compression="auto", overwrite=False, progress=True,
+             callback=None, **pde_options):
     """Generate a PDE dataset into the HDF5 file ``out``, resuming an interrupted run.
 
     Parameters
@@ -394,14 +242,20 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     order : {"auto", "greedy", "identity"}
         Order in which a chunk's systems are solved (:mod:`sciml.datasets.sorting`).
     batch : int, optional
-        Systems solved at once by the batched solvers (≤ ``chunk_size``; default: the chunk
-        for the GPU default, else 1).
+        Systems solved at once by the batched solvers (≤ ``chunk_size``; default for batched
+        multigrid CG: the chunk on a GPU, at most 32 on the CPU; else 1).
     rtol : float
         Relative tolerance of the true residual, in (0, 1).
     maxiter : int, optional
         Iteration cap of the iterative solvers (their default when None).
     fallback : str or None
         Solver retried on a system that missed ``rtol`` (default ``"direct"``; None: none).
+    compression : str
+        How the fields are stored (:mod:`sciml.datasets.compression`): ``"auto"`` (deflate
+        level 1 with shuffle where a chunk shrinks at least 2×, raw otherwise: the binary
+        coefficient is compressed, smooth solutions are not), ``"none"``, ``"lzf"``,
+        ``"gzip"`` or ``"gzip-0"`` … ``"gzip-9"``. Each sample is compressed once. The file's
+        ``compression`` attribute records the filters and ratio of every field.
     overwrite : bool
         Replace an existing ``out`` or parts folder of a different configuration, and
         regenerate an existing complete ``out``. The old ``out`` stays until the new file is
@@ -409,8 +263,9 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     progress : bool
         Show a progress bar over samples (samples/s, mean iterations).
     callback : callable, optional
-        ``callback(chunk_index, n_done)`` after each chunk written by this call, with
-        ``n_done`` the number of samples finished so far (resumed ones included).
+        ``callback(chunk_index, n_done)``, called once a chunk this call computed is durable
+        on disk, with ``n_done`` the number of samples finished so far (resumed ones
+        included). It runs in the writer thread; an exception it raises stops the run.
     **pde_options
         Options of the PDE family, e.g. ``coefficient="lognormal"`` for Darcy.
 
@@ -425,6 +280,15 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         On invalid arguments (before the disk is touched), or if ``out`` or
         ``<out>.parts`` holds another configuration and ``overwrite`` is false (nothing is
         touched then).
+    sciml.datasets.writer.OutputLockedError
+        An :class:`OSError`: another run is writing ``out`` (its PID is named; nothing is
+        touched).
+
+    Notes
+    -----
+    Per-chunk seconds of every stage (sample, assemble, precond, solve, copy, compress,
+    write, sync, merge) are stored in ``solver/stage_seconds``, shape ``(n_chunks, 9)``, its
+    ``stages`` attribute naming the columns.
     """
     # Validation at the door: nothing below touches the disk before all of it passes.
     if out is None:
@@ -446,6 +310,7 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     seed = _check_int("seed", seed, 0)
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    compression = check_compression(compression)
     device = _check_device(device)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
         raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
@@ -467,62 +332,96 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
               "resolution": resolution, "solve_resolution": solve_resolution,
               "chunk_size": chunk_size, "dtype": dtype, "rtol": float(rtol), "maxiter": maxiter,
               "fallback": fallback, "seed": seed, "format_version": FORMAT_VERSION,
+              "compression": compression, "rng_device": device.type,
               **{key: method[key] for key in ("solver", "precond", "order", "batch")}}
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
-    merged = out.with_name(out.name + ".tmp")
     info = distributed.setup(use_cuda=device.type == "cuda")
     if device.type == "cuda" and device.index is None and info.enabled:
         device = torch.device("cuda", info.local_rank)
 
-    # Rank 0 alone checks and prepares the parts folder; the others learn the outcome.
+    # Rank 0 alone takes the lock and checks and prepares the parts folder; the others learn
+    # the outcome.
+    lock = OutputLock(out)
     error, finished = None, False
     if info.is_main:
         try:
+            lock.acquire()
             finished = _prepare(out, parts, config, overwrite)
-        except ValueError as caught:
+        except (ValueError, OutputLockedError) as caught:
             error = caught
     error, finished = _broadcast((error, finished), info)
-    if error is not None:
-        raise error
-    if finished:
-        return out
-
-    n_chunks = -(-n // chunk_size)
-    paths = [parts / f"chunk_{k:06d}.h5" for k in range(n_chunks)]
-    counts = [min(chunk_size, n - k * chunk_size) for k in range(n_chunks)]
-    mine = [k for k in range(n_chunks) if k % info.world_size == info.rank]
-    done = sum(counts[k] for k in range(n_chunks) if paths[k].exists())
-    grid_shape = family.grid_shape(solve_resolution)
-    block_solver = BlockSolver(method["solver"], method["precond"], method["batch"], rtol,
-                               maxiter, fallback, grid_shape)
-    with tqdm(total=sum(counts[k] for k in mine), disable=not progress or not info.is_main,
-              unit="sample", desc=f"{pde} {resolution}² {method['solver']}") as bar:
-        bar.update(sum(counts[k] for k in mine if paths[k].exists()))
-        for k in mine:
-            if paths[k].exists():
-                continue
-            write_part(paths[k], _solve_chunk(family, block_solver, config, k, counts[k],
-                                              device, bar))
-            done += counts[k]
-            if callback is not None:
-                callback(k, done)
-    _barrier(info)
-    unconverged = 0
-    if info.is_main:
-        x = np.linspace(0.0, 1.0, resolution)
-        attrs = {"pde": pde, "config": config, "seed": seed, "sciml_version": sciml.__version__,
-                 "format_version": FORMAT_VERSION, "n_train": n - n_test, "n_test": n_test,
-                 "method": method["reason"]}
-        unconverged = merge_parts(paths, merged, attrs=attrs, grid={"x": x, "y": x})
-        os.replace(merged, out)
-        shutil.rmtree(parts)
-    _barrier(info)
+    try:
+        if error is not None:
+            raise error
+        if finished:
+            return out
+        unconverged = _run(family, config, method, out, parts, device, info, progress, callback)
+    finally:
+        lock.release()
     if unconverged:
         warnings.warn(f"{unconverged} of {n} samples in {str(out)!r} did not reach rtol={rtol} "
                       f"with solver {method['solver']!r}; they are flagged "
                       f"solver/converged = False", RuntimeWarning, stacklevel=2)
     return out
+
+
+def _run(family, config, method, out, parts, device, info, progress, callback):
+    """Compute this rank's missing chunks while a thread writes them; rank 0 assembles the
+    file. Returns the number of unconverged samples (0 on other ranks)."""
+    n, chunk_size = config["n"], config["chunk_size"]
+    n_chunks = -(-n // chunk_size)
+    paths = [parts / f"chunk_{k:06d}.h5" for k in range(n_chunks)]
+    counts = [min(chunk_size, n - k * chunk_size) for k in range(n_chunks)]
+    mine = [k for k in range(n_chunks) if k % info.world_size == info.rank]
+    todo = [k for k in mine if not paths[k].exists()]
+    done = [sum(counts[k] for k in range(n_chunks) if paths[k].exists())]
+
+    def write(k, host, diagnostics, times):  # runs in the writer thread
+        arrays = host.arrays(times)
+        arrays.update({f"solver/{name}": column for name, column in diagnostics.items()})
+        writer.write_chunk(k, arrays, times)
+        done[0] += counts[k]
+        if callback is not None:
+            callback(k, done[0])
+
+    block_solver = BlockSolver(method["solver"], method["precond"], method["batch"],
+                               config["rtol"], config["maxiter"], config["fallback"],
+                               family.grid_shape(config["solve_resolution"]))
+    writer = DatasetWriter(out, paths, counts, config["compression"], assemble=info.is_main)
+    background = BackgroundWriter()
+    unconverged = 0
+    try:
+        if info.is_main:  # chunks of an earlier run go into the final file meanwhile
+            for k in range(n_chunks):
+                if paths[k].exists():
+                    background.submit(writer.merge_part, k)
+        with tqdm(total=sum(counts[k] for k in mine), initial=sum(counts[k] for k in mine) -
+                  sum(counts[k] for k in todo), disable=not progress or not info.is_main,
+                  unit="sample", desc=f"{config['pde']} {config['resolution']}² "
+                                      f"{method['solver']}") as bar:
+            for k in todo:
+                timer = StageTimer(device)
+                params, perm = sample_chunk(family, config, k, counts[k], device, timer)
+                outputs, diagnostics = solve_chunk(family, params, perm, block_solver, config,
+                                                   timer, bar, first=k * chunk_size)
+                host = to_host(family, params, outputs, config, timer)
+                background.submit(write, k, host, diagnostics, timer.seconds)
+            background.join()
+        _barrier(info)
+        if info.is_main:
+            x = np.linspace(0.0, 1.0, config["resolution"])
+            attrs = {"pde": config["pde"], "config": config, "seed": config["seed"],
+                     "sciml_version": sciml.__version__, "format_version": FORMAT_VERSION,
+                     "n_train": n - config["n_test"], "n_test": config["n_test"],
+                     "method": method["reason"], "rng_device": device.type}
+            unconverged = writer.finish(attrs, grid={"x": x, "y": x})
+            shutil.rmtree(parts)
+        _barrier(info)
+    finally:
+        background.join(raise_error=False)
+        writer.close()
+    return unconverged
 
 
 def _broadcast(value, info):
@@ -557,9 +456,10 @@ def _prepare(out, parts, config, overwrite):
     if parts.exists():
         _check_parts(parts, out, config, overwrite)
     parts.mkdir(parents=True, exist_ok=True)
+    # Under the lock no live run writes here: temporary files are orphans of killed runs.
+    remove_orphans(parts)
+    remove_orphans(out.parent, out.name)
     _write_json(parts / "config.json", config)
-    for stale in parts.glob("*.tmp"):
-        stale.unlink()
     return False
 
 

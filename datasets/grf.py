@@ -63,8 +63,10 @@ def grf(n_samples, resolution, *, alpha=2.0, tau=3.0, sigma=None, generator=None
         dtype=torch.float64):
     """Draw mean-zero Gaussian random fields with covariance ``σ² (−Δ + τ² I)^(−α)`` (Neumann).
 
-    The standard normals are drawn on the CPU from ``generator`` and then moved to ``device``,
-    so one seed gives the same fields on CPU and CUDA (to floating-point rounding).
+    The standard normals are drawn from ``generator`` on the generator's device (the CPU
+    without one) and the field is computed on ``device``. A CPU generator gives the same
+    fields on CPU and CUDA (to floating-point rounding); a CUDA generator keeps the sampling
+    on the GPU, and its stream differs from the CPU generator's for the same seed.
 
     Parameters
     ----------
@@ -79,7 +81,8 @@ def grf(n_samples, resolution, *, alpha=2.0, tau=3.0, sigma=None, generator=None
     sigma : float, optional
         Amplitude σ > 0; default ``τ^(α − 1)`` (σ² = τ^(2α−2), the FNO recipe).
     generator : torch.Generator, optional
-        CPU generator for the normals; ``None`` uses torch's global generator.
+        Generator of the normals, on the CPU or on ``device``; ``None`` uses torch's global
+        CPU generator.
     device : torch.device or str, optional
         Device of the result (default: CPU).
     dtype : torch.dtype
@@ -102,12 +105,13 @@ def grf(n_samples, resolution, *, alpha=2.0, tau=3.0, sigma=None, generator=None
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got "
                             f"{type(generator).__name__}")
-        if generator.device.type != "cpu":
-            raise ValueError(f"generator must live on the CPU (normals are drawn there so CPU "
-                             f"and CUDA agree), got a generator on {generator.device}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     device = torch.device("cpu") if device is None else torch.device(device)
+    noise = torch.device("cpu") if generator is None else generator.device
+    if noise.type != "cpu" and noise.type != device.type:
+        raise ValueError(f"generator must live on the CPU or on device={str(device)!r}, got "
+                         f"a generator on {noise}")
 
     k = torch.arange(resolution, dtype=torch.float64)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
@@ -120,10 +124,10 @@ def grf(n_samples, resolution, *, alpha=2.0, tau=3.0, sigma=None, generator=None
     # vectorized randn changes the tail of the stream with the tensor size.)
     shell = torch.maximum(k[:, None], k[None, :])
     order = torch.argsort(((shell * resolution + k[:, None]) * resolution + k[None, :]).flatten())
-    normals = torch.cat([torch.randn(2 * s + 1, n_samples, generator=generator,
+    normals = torch.cat([torch.randn(2 * s + 1, n_samples, generator=generator, device=noise,
                                      dtype=torch.float64) for s in range(resolution)])
-    xi = torch.empty(n_samples, resolution * resolution, dtype=torch.float64)
-    xi[:, order] = normals.T
+    xi = torch.empty(n_samples, resolution * resolution, dtype=torch.float64, device=noise)
+    xi[:, order.to(noise)] = normals.T
     xi = xi.view(n_samples, resolution, resolution)
     basis = _cosine_basis(resolution, device)
     # u = C (√λ ⊙ Ξ) Cᵀ: the KL sum over (k₁, k₂) as two dense matmuls.

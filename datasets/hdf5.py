@@ -20,17 +20,23 @@ name                   shape                       meaning
 ``solver/seconds``     (N,) float64                solve time (the only run-dependent field)
 ``solver/fallback``    (N,) bool                   solved again by the fallback solver
 ``solver/position``    (N,) int64                  place in the solve order (sorting)
+``solver/stage_seconds`` (n_chunks, 9) float64     seconds per chunk and pipeline stage, the
+                                                   names in its ``stages`` attribute
 =====================  ==========================  =========================================
 
 Root attributes: ``pde``, ``config`` (JSON of the full generator configuration),
 ``seed``, ``sciml_version``, ``format_version``, ``n_train``, ``n_test``, ``n_unconverged``,
-``method`` (which solver ran and why).
-Samples ``[0, n_train)`` are the training split, ``[n_train, N)`` the test split. Arrays
-are chunked by sample and gzip-compressed, so reading one sample decompresses one sample.
+``method`` (which solver ran and why), ``rng_device`` (``"cpu"`` or ``"cuda"``: where the
+random parameters were drawn; files of one seed agree only on the same kind of device) and
+``compression`` (JSON: the requested choice and, per field, its filters, how many samples
+are compressed and the ratio).
+Samples ``[0, n_train)`` are the training split, ``[n_train, N)`` the test split. Fields
+are chunked by sample (reading one sample decompresses one sample) and compressed as
+``compression`` says (:mod:`sciml.datasets.compression`); any HDF5 reader decodes them.
 
 HDF5 has no journal: a process killed while writing can leave a file unreadable. Files of
 this format are therefore only ever written under a temporary name and moved into place
-with :func:`os.replace` (see :mod:`sciml.datasets.generate`).
+with :func:`os.replace` (see :mod:`sciml.datasets.writer`).
 """
 import json
 import os
@@ -45,12 +51,6 @@ __all__ = ["H5Dataset", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 
 
-def _fsync(path):
-    # Flush the OS buffers of a finished file before it is renamed into place.
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
 def _open_hdf5(path):
     """Open ``path`` read-only, turning h5py's OSError into a ValueError that says why."""
     path = Path(path)
@@ -63,95 +63,6 @@ def _open_hdf5(path):
     except OSError as error:
         raise ValueError(f"{str(path)!r} is an unreadable HDF5 file, probably truncated or "
                          f"corrupted by an interrupted write: {error}") from None
-
-
-def write_part(path, arrays):
-    """Write one chunk of samples to a small uncompressed HDF5 file, atomically.
-
-    Parameters
-    ----------
-    path : path-like
-        Final name; the data goes to ``<path>.tmp`` first and is then moved onto ``path``.
-    arrays : dict of str to numpy.ndarray
-        Dataset name (e.g. ``"inputs"``, ``"params/grf"``, ``"solver/residual"``) to array
-        with the samples on axis 0.
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        for name, value in arrays.items():
-            f.create_dataset(name, data=value)
-    _fsync(tmp)
-    os.replace(tmp, path)
-
-
-def read_part(path):
-    """Read every dataset of a chunk file written by :func:`write_part`.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-    """
-    arrays = {}
-
-    def collect(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            arrays[name] = obj[()]
-
-    with _open_hdf5(path) as f:
-        f.visititems(collect)
-    return arrays
-
-
-def merge_parts(parts, out, *, attrs, grid, compression="gzip"):
-    """Concatenate chunk files into one dataset file at ``out`` (written in place).
-
-    Parameters
-    ----------
-    parts : list of path-like
-        Chunk files in sample order, all with the same dataset names.
-    out : path-like
-        File to create (overwritten); the caller moves it into place.
-    attrs : dict
-        Root attributes; ``config`` is given as a dict and stored as JSON.
-    grid : dict of str to numpy.ndarray
-        Coordinates, stored under ``grid/``.
-    compression : {"gzip", "lzf"}
-
-    Returns
-    -------
-    int
-        Number of samples whose solve did not converge.
-    """
-    counts = []
-    for part in parts:
-        with _open_hdf5(part) as f:
-            counts.append(f["inputs"].shape[0])
-    first = read_part(parts[0])
-    unconverged = 0
-    with h5py.File(out, "w") as f:
-        for name, value in grid.items():
-            f.create_dataset(f"grid/{name}", data=value)
-        # Chunked by sample: reading one sample decompresses one sample.
-        datasets = {name: f.create_dataset(name, shape=(sum(counts), *value.shape[1:]),
-                                           dtype=value.dtype, chunks=(1, *value.shape[1:]),
-                                           compression=compression, shuffle=value.ndim > 1)
-                    for name, value in first.items()}
-        start = 0
-        for part, count in zip(parts, counts):
-            arrays = read_part(part)
-            if set(arrays) != set(datasets):
-                raise ValueError(f"chunk file {str(part)!r} holds {sorted(arrays)}, expected "
-                                 f"{sorted(datasets)}")
-            for name, value in arrays.items():
-                datasets[name][start:start + count] = value
-            unconverged += int(np.count_nonzero(~arrays["solver/converged"]))
-            start += count
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value, sort_keys=True) if key == "config" else value
-        f.attrs["n_unconverged"] = unconverged
-    _fsync(out)
-    return unconverged
 
 
 def read_config(path):

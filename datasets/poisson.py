@@ -80,10 +80,11 @@ class Poisson(GridFamily):
         check_resolution(resolution)
         f = grf(n, resolution, alpha=self.alpha, tau=self.tau, generator=generator,
                 device=device)
-        k = torch.arange(self.boundary_modes, dtype=torch.float64)
+        noise = None if generator is None else generator.device  # drawn where the generator is
+        k = torch.arange(self.boundary_modes, dtype=torch.float64, device=noise)
         std = self.boundary_scale / (1 + k[:, None] ** 2 + k[None, :] ** 2)
         c = std * torch.randn(n, self.boundary_modes, self.boundary_modes,
-                              generator=generator, dtype=torch.float64)
+                              generator=generator, dtype=torch.float64, device=noise)
         return {"forcing": f, "boundary": c.to(f.device)}
 
     def boundary_values(self, coefficients, resolution):
