@@ -48,6 +48,7 @@ is kept, flagged ``solver/converged = False`` with its true residual; the file's
 Raising instead would make the run impossible to finish (the same seed fails the same way
 every time); readers filter on ``solver/converged``.
 """
+import errno
 import json
 import os
 import shutil
@@ -182,6 +183,42 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
     get_ordering(order)
     return {"solver": solver, "precond": precond, "order": order, "batch": batch,
             "reason": "; ".join(reasons) or "as requested"}
+
+
+# Peak memory per node of the solve grid, measured on 2-core CPU runs of binary Darcy
+# (ru_maxrss; 130² and 258², chunks of 8 to 64): about 300 B per sample held by the chunk
+# (fields, matrices, SuperLU's factors) and 400 B more per sample of a batched block
+# (the stacked multigrid hierarchy and CG's vectors).
+_BYTES_PER_NODE_CHUNK, _BYTES_PER_NODE_BLOCK = 300, 400
+
+
+def _available_memory(device):
+    """Bytes free for a chunk on ``device``, or None where the system does not say."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as info:
+            fields = dict(line.split(":", 1) for line in info)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _check_memory(solve_resolution, chunk_size, batch, device):
+    """Refuse, before any allocation, a chunk whose estimated peak memory does not fit."""
+    nodes = solve_resolution ** 2  # per sample, on the solve grid
+    need = nodes * (_BYTES_PER_NODE_CHUNK * chunk_size + _BYTES_PER_NODE_BLOCK * batch)
+    free = _available_memory(device)
+    if free is None or need <= free:
+        return
+    per_sample = nodes * (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)
+    fits = max(0, free // per_sample)
+    hint = (f"use chunk_size <= {fits}" if fits >= 1 else
+            f"use a coarser grid (resolution or solve_resolution at most about "
+            f"{int((free / (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)) ** 0.5)})")
+    raise ValueError(f"a chunk of {chunk_size} samples at {solve_resolution}² needs about "
+                     f"{need / 2 ** 30:.1f} GiB on {device.type}, {free / 2 ** 30:.1f} GiB is "
+                     f"free: {hint}")
 
 
 def _differences(stored, config, prefix=""):
@@ -327,6 +364,7 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
                          f"{', '.join(sorted(ORDERINGS))}")
     family = get_pde(pde, **pde_options)
     method = choose_method(family, device, solver, precond, order, batch, chunk_size)
+    _check_memory(solve_resolution, chunk_size, method["batch"], device)
 
     config = {"pde": pde, "pde_options": family.to_dict(), "n": n, "n_test": n_test,
               "resolution": resolution, "solve_resolution": solve_resolution,
@@ -346,6 +384,7 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     error, finished = None, False
     if info.is_main:
         try:
+            _check_folder(out)
             lock.acquire()
             finished = _prepare(out, parts, config, overwrite)
         except (ValueError, OutputLockedError) as caught:
@@ -357,6 +396,14 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         if finished:
             return out
         unconverged = _run(family, config, method, out, parts, device, info, progress, callback)
+    except OSError as caught:
+        if caught.errno != errno.ENOSPC:
+            raise
+        raise OSError(errno.ENOSPC, f"no space left on the device of out={str(out)!r}; free "
+                                    f"space (the run needs about twice the file's size until "
+                                    f"it completes) or choose another folder, and run again: "
+                                    f"the finished chunks in {str(parts)!r} are kept and "
+                                    f"resumed") from None
     finally:
         lock.release()
     if unconverged:
@@ -435,6 +482,23 @@ def _broadcast(value, info):
 def _barrier(info):
     if info.enabled:
         torch.distributed.barrier()
+
+
+def _check_folder(out):
+    """Create ``out``'s folder if needed; refuse one that cannot hold it."""
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"out={str(out)!r} lies under {str(blocking)!r}, which is a file, not a "
+                         f"folder; choose another path")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"out={str(out)!r}: its folder cannot be created ({error.strerror}: "
+                         f"{error.filename!r}); choose a path under a writable folder") from None
+    if out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a folder; give the path of the HDF5 file to write")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out={str(out)!r}: its folder is not writable; choose another place")
 
 
 def _prepare(out, parts, config, overwrite):

@@ -40,6 +40,7 @@ with :func:`os.replace` (see :mod:`sciml.datasets.writer`).
 """
 import json
 import os
+import warnings
 from pathlib import Path
 
 import h5py
@@ -100,6 +101,13 @@ def _decode_attrs(f, path):
     return attrs
 
 
+def _check_stored_inside(ds, path):
+    """Refuse a dataset whose data live in other files (external storage, virtual)."""
+    if ds.is_virtual or ds.id.get_create_plist().get_external_count():
+        raise ValueError(f"{str(path)!r}: dataset {ds.name!r} is stored outside the file "
+                         f"(external or virtual); sciml reads only self-contained files")
+
+
 class H5Dataset(torch.utils.data.Dataset):
     """A split of a sciml HDF5 dataset file as a map-style :class:`torch.utils.data.Dataset`.
 
@@ -115,20 +123,29 @@ class H5Dataset(torch.utils.data.Dataset):
     split : {"train", "test", "all"}
         Samples ``[0, n_train)``, ``[n_train, N)`` or all of them.
     dtype : torch.dtype
-        Floating dtype of the returned tensors.
+        Floating dtype of the returned tensors; a complex dtype for complex data (complex
+        data is refused with a real dtype rather than losing its imaginary part).
+    include_unconverged : bool
+        Keep samples whose solve missed the tolerance (``solver/converged`` false). By
+        default they are left out, with a warning that counts them.
 
     Items are dicts ``{"x": Tensor (C_in, *grid), "y": Tensor (C_out, *grid)}``. The outputs
     of a time-dependent family, ``(C, T, *grid)`` in the file, come with the time axis folded
     into the channels, ``C_out = C · T`` (channel-major), as an operator predicts them.
+
+    A sample holding NaN or infinity raises a :class:`ValueError` naming the file, split,
+    sample and field when it is read, so statistics fitted over a split never mix one in.
+    Datasets stored outside the file (external storage, virtual datasets) are refused: a
+    file alone is what was checked.
     """
 
-    def __init__(self, path, split="train", dtype=torch.float32):
+    def __init__(self, path, split="train", dtype=torch.float32, include_unconverged=False):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"dtype must be a floating or complex torch.dtype, got {dtype!r}")
         self.path = Path(path)
         self.split = split
         self.dtype = dtype
@@ -137,7 +154,14 @@ class H5Dataset(torch.utils.data.Dataset):
             for name in ("inputs", "outputs"):
                 if name not in f or not isinstance(f[name], h5py.Dataset):
                     raise ValueError(f"{str(self.path)!r} has no {name!r} dataset")
+                _check_stored_inside(f[name], self.path)
+                if f[name].dtype.kind == "c" and not dtype.is_complex:
+                    raise ValueError(f"{str(self.path)!r} holds complex {name!r} "
+                                     f"({f[name].dtype}); a real dtype={dtype} would drop the "
+                                     f"imaginary part: pass dtype=torch.complex64 for a model "
+                                     f"that takes complex data")
             in_shape, out_shape = f["inputs"].shape, f["outputs"].shape
+            converged = f["solver/converged"][()] if "solver/converged" in f else None
         total = in_shape[0]
         grid = in_shape[2:]
         if len(in_shape) < 3 or out_shape[0] != total or out_shape[-len(grid):] != grid \
@@ -152,8 +176,16 @@ class H5Dataset(torch.utils.data.Dataset):
         self.in_channels = in_shape[1]
         self.out_channels = int(np.prod(out_shape[1:len(out_shape) - len(grid)]))
         self.grid_shape = tuple(in_shape[2:])
-        self._start, self._stop = {"train": (0, n_train), "test": (n_train, total),
-                                   "all": (0, total)}[split]
+        start, stop = {"train": (0, n_train), "test": (n_train, total), "all": (0, total)}[split]
+        self._rows = np.arange(start, stop)
+        if converged is not None and not include_unconverged:
+            self._rows = self._rows[converged[start:stop].astype(bool)]
+            left_out = stop - start - len(self._rows)
+            if left_out:
+                warnings.warn(f"{str(self.path)!r}: {left_out} of {stop - start} samples of "
+                              f"split {split!r} did not converge and are left out; pass "
+                              f"include_unconverged=True to keep them", RuntimeWarning,
+                              stacklevel=2)
         self._file = None
         self._pid = None
 
@@ -163,7 +195,7 @@ class H5Dataset(torch.utils.data.Dataset):
         return dict(self._attrs)
 
     def __len__(self):
-        return self._stop - self._start
+        return len(self._rows)
 
     def _handle(self):
         if self._file is None or self._pid != os.getpid():
@@ -178,11 +210,17 @@ class H5Dataset(torch.utils.data.Dataset):
         length = len(self)
         if not -length <= index < length:
             raise IndexError(f"index {index} out of range for a split of {length} samples")
-        row = self._start + int(index) % length
+        row = int(self._rows[int(index) % length])
         f = self._handle()
-        return {"x": torch.from_numpy(f["inputs"][row]).to(self.dtype),
+        item = {"x": torch.from_numpy(f["inputs"][row]).to(self.dtype),
                 "y": torch.from_numpy(f["outputs"][row]).to(self.dtype).reshape(
                     self.out_channels, *self.grid_shape)}
+        for key, name in (("x", "inputs"), ("y", "outputs")):
+            if not bool(torch.isfinite(item[key]).all()):
+                raise ValueError(f"{str(self.path)!r}, split {self.split!r}: sample {index} "
+                                 f"(row {row} of the file) has NaN or infinite values in "
+                                 f"{name!r}; regenerate it or leave it out")
+        return item
 
     def close(self):
         """Close the file handle (it re-opens on the next item)."""

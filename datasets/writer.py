@@ -248,15 +248,19 @@ class DatasetWriter:
         times = dict(times, compress=time.perf_counter() - start)
         start = time.perf_counter()
         tmp = temporary_name(self.part_paths[k])
-        with h5py.File(tmp, "x") as f:
-            for name in arrays:
-                _put(self.layout.create(f, name, len(arrays[name])), 0, plain.get(name),
-                     encoded.get(name))
-            times["write"] = time.perf_counter() - start
-            f.create_dataset("stages", data=[times.get(s, np.nan) for s in _PART_STAGES])
-        start = time.perf_counter()
-        fsync_path(tmp)
-        os.replace(tmp, self.part_paths[k])
+        try:
+            with h5py.File(tmp, "x") as f:
+                for name in arrays:
+                    _put(self.layout.create(f, name, len(arrays[name])), 0, plain.get(name),
+                         encoded.get(name))
+                times["write"] = time.perf_counter() - start
+                f.create_dataset("stages", data=[times.get(s, np.nan) for s in _PART_STAGES])
+            start = time.perf_counter()
+            fsync_path(tmp)
+            os.replace(tmp, self.part_paths[k])
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # half a part is worth nothing; free its space now
+            raise
         times["sync"] = time.perf_counter() - start
         if self.assemble:
             self._merge(k, plain, encoded, times)
@@ -355,11 +359,15 @@ class DatasetWriter:
         return unconverged
 
     def close(self):
-        """Stop the threads; an unfinished final file stays behind as an orphan ``.tmp``."""
+        """Stop the threads and remove an unfinished final file (the parts rebuild it)."""
         self.pool.shutdown()
         if self.final is not None:
-            self.final.close()
+            try:
+                self.final.close()
+            except (OSError, RuntimeError):
+                pass  # e.g. a full disk refusing the last flush: the file goes anyway
             self.final = None
+            self.final_tmp.unlink(missing_ok=True)
 
 
 class BackgroundWriter:
