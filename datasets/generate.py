@@ -68,14 +68,13 @@ from .hdf5 import FORMAT_VERSION, read_config
 from .krylov import PRECONDITIONERS
 from .linsolve import get_linear_solver
 from .pdes import get_pde
-from .pipeline import sample_chunk, solve_chunk, to_host, StageTimer
+from .pipeline import STORED_DTYPES, StageTimer, sample_chunk, solve_chunk, to_host
 from .sorting import ORDERINGS, get_ordering
 from .writer import BackgroundWriter, DatasetWriter, OutputLock, OutputLockedError, fsync_path, \
     remove_orphans, temporary_name
 
 __all__ = ["generate", "choose_method", "BlockSolver"]
 
-_DTYPES = ("float32", "float64")
 #: Largest default block of the batched solvers on the CPU.
 CPU_BATCH = 32
 _CPU_ONLY = {"amg", "ilu", "lu"}
@@ -345,8 +344,8 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
                          f"{resolution - 1}, got solve_resolution={solve_resolution}")
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     seed = _check_int("seed", seed, 0)
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if dtype not in STORED_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(STORED_DTYPES)}, got {dtype!r}")
     compression = check_compression(compression)
     device = _check_device(device)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:

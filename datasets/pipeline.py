@@ -20,12 +20,13 @@ import torch
 from .sorting import get_ordering
 
 __all__ = ["StageTimer", "chunk_seed", "sample_chunk", "solve_chunk", "to_host", "HostChunk",
-           "DIAGNOSTICS"]
+           "DIAGNOSTICS", "STORED_DTYPES"]
 
 #: Per-sample solver diagnostics stored under ``solver/``, with their dtypes.
 DIAGNOSTICS = {"iterations": np.int64, "matvecs": np.int64, "residual": np.float64,
                "converged": np.bool_, "seconds": np.float64, "fallback": np.bool_}
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The dtypes ``inputs`` and ``outputs`` may be stored in.
+STORED_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class StageTimer:
@@ -170,7 +171,7 @@ def to_host(family, params, outputs, config, timer):
     """
     fine, coarse = config["solve_resolution"], config["resolution"]
     stride = (fine - 1) // (coarse - 1)
-    dtype = _DTYPES[config["dtype"]]
+    dtype = STORED_DTYPES[config["dtype"]]
     with timer("copy", sync=False):  # the copies run on while the caller goes on
         fields = {"inputs": _subsample(family.inputs(params), fine, stride).to(dtype),
                   "outputs": _subsample(outputs, fine, stride).to(dtype)}

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 
 import h5py
@@ -16,6 +17,7 @@ import torch
 
 from sciml.datasets import generate
 from sciml.datasets.compression import AUTO_MIN_RATIO, check_compression, get_codec
+from sciml.datasets.pipeline import HostChunk, StageTimer
 from sciml.datasets.writer import DatasetWriter, OutputLock, OutputLockedError, STAGES
 
 SMALL = dict(n=12, resolution=17, chunk_size=4, progress=False, seed=3)
@@ -315,3 +317,27 @@ def test_cuda_generation_is_reproducible_and_says_its_rng_device(tmp_path):
     with h5py.File(a, "r") as f:
         assert f.attrs["rng_device"] == "cuda"
         assert f["solver/converged"][()].all()
+
+
+def test_stage_timer_charges_a_nested_stage_to_itself_only():
+    timer = StageTimer(torch.device("cpu"))
+    with timer("assemble"):
+        time.sleep(0.01)
+        with timer("solve"):
+            time.sleep(0.2)
+    assert timer.seconds["solve"] >= 0.2 and timer.seconds["assemble"] < 0.15
+
+
+def test_host_chunk_waits_for_its_copies_in_the_writer_and_charges_the_wait():
+    class Event:  # stands in for a torch.cuda.Event recorded after non-blocking copies
+        waited = False
+
+        def synchronize(self):
+            time.sleep(0.05)
+            Event.waited = True
+
+    chunk = HostChunk({"inputs": torch.arange(3.0)}, Event())
+    times = {"copy": 0.01}
+    arrays = chunk.arrays(times)
+    assert Event.waited and times["copy"] >= 0.06
+    assert isinstance(arrays["inputs"], np.ndarray) and arrays["inputs"].tolist() == [0, 1, 2]
