@@ -31,6 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from sciml.checkpoint import pid_alive
+
 from .compression import filter_names, get_codec
 
 __all__ = ["OutputLock", "OutputLockedError", "DatasetWriter", "BackgroundWriter", "fsync_path",
@@ -54,16 +56,6 @@ def temporary_name(path):
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def remove_orphans(folder, stem=None):
     """Remove the temporary files of writers that are gone.
 
@@ -80,7 +72,7 @@ def remove_orphans(folder, stem=None):
         base, _, pid = tmp.name[:-len(".tmp")].rpartition(".")
         if stem is not None and tmp.name != f"{stem}.tmp" and not (base == stem and pid.isdigit()):
             continue  # another file that happens to share the prefix
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue
         tmp.unlink(missing_ok=True)
 

@@ -1,29 +1,7 @@
 """Hyperparameter checks shared by the optimizers: one message format, naming argument and value."""
 from __future__ import annotations
 
-import math
-
-import torch
-
-
-def _number(value) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return float(value)
-
-
-def check_range(name: str, value, low: float, high: float = math.inf, *, low_open: bool = False,
-                high_open: bool = True) -> None:
-    """Raise ``ValueError("<name> must be in [low, high), got <value>")`` unless ``value`` lies in the interval."""
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    try:
-        v = _number(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}") from None
-    if v < low or (low_open and v == low) or v > high or (high_open and v == high):
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+from sciml.validation import check_range  # one message format with the core; the optimizers import it from here
 
 
 def check_choice(name: str, value, choices) -> None:

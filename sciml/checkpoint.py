@@ -1,47 +1,139 @@
-"""Checkpoints that survive a crash: written to a temporary file, then renamed into place.
+"""Checkpoints that survive a crash and cannot run code: tensors and plain values, renamed into place.
 
 ``os.replace`` is atomic on POSIX within one file system, so a reader (or a resumed run) sees
-either the previous complete checkpoint or the new complete one, never half of one.
+either the previous complete checkpoint or the new complete one, never half of one. A
+checkpoint holds only tensors, dicts, lists, tuples, str, int, float, bool and None (random
+number generator states included), and is loaded with ``torch.load(weights_only=True)``:
+unpickling arbitrary objects would run whatever code a crafted file names.
 """
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import random
+import re
+import socket
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["save_atomic", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["save_atomic", "load_checkpoint", "load_weights", "remove_orphans", "pid_alive", "rng_state",
+           "set_rng_state"]
+
+# the writer's process id and host in each temporary file's name, so that an orphan left by a
+# killed writer can be told from a file another process is still writing
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a temporary file in the same folder."""
+    """``torch.save`` to ``path`` through a temporary file in the same folder.
+
+    ``obj`` may hold only tensors, dicts, lists, tuples, str, int, float, bool and None (a
+    ``TypeError`` names the first other object and where it sits), so that
+    :func:`load_checkpoint` reads it back without unpickling code. Orphan temporary files of
+    ``path`` left by killed writers are removed first. A full disk (or quota) raises an
+    ``OSError`` that names the file and the remedy; the previous file at ``path`` is left as
+    it was.
+    """
+    _check_plain(obj, "checkpoint")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-{_HOST}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, f"no space left to write {str(path)!r} (the previous file there is intact); "
+                                     f"free space in {str(path.parent)!r} or write elsewhere") from exc
         raise
     return path
 
 
+def _check_plain(obj: Any, where: str) -> None:
+    """Refuse at writing what ``weights_only=True`` would refuse at reading, possibly much later."""
+    if type(obj) in (dict, OrderedDict):  # a module's state_dict is an OrderedDict
+        for key, value in obj.items():
+            _check_plain(key, f"{where} key {key!r}")
+            _check_plain(value, f"{where}[{key!r}]")
+    elif type(obj) in (list, tuple):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+    # exact types: numpy's float64 is a float, a defaultdict a dict, and neither loads with weights_only
+    elif not (isinstance(obj, torch.Tensor) or type(obj) in (str, int, float, bool, type(None))):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; a checkpoint holds only "
+                        "tensors, dicts, lists, tuples, str, int, float, bool and None (store a generator's or "
+                        "object's state as tensors and numbers)")
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of :func:`save_atomic` for ``path`` whose writer process is gone.
+
+    Only files written on this host are judged (a process id means nothing on another one);
+    returns the removed paths.
+    """
+    path = Path(path)
+    if os.name != "posix" or not path.parent.is_dir():  # os.kill(pid, 0) probes liveness on POSIX only
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-{re.escape(_HOST)}\.[^.]+\.tmp")
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        match = pattern.fullmatch(tmp.name)
+        if match and not pid_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (POSIX; a non-positive pid counts as alive)."""
+    if pid <= 0:  # not a writer's id (0 and negatives would signal process groups)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint written by :func:`save_atomic`, with a clear error if it is not one."""
+    """Load a checkpoint written by :func:`save_atomic` with ``weights_only=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is truncated or not a checkpoint, or it holds objects other than tensors and
+        plain values (an older sciml format, or a crafted file): such a file is not loaded.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
-        # our checkpoints hold numpy RNG states and plain containers, not only tensors
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):  # not a pickle at all
+            raise ValueError(f"checkpoint {str(path)!r} is not a readable sciml checkpoint: {exc}") from exc
+        # the restricted unpickler met an object it would have to import (and might run)
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        raise ValueError(f"checkpoint {str(path)!r} was not loaded: it holds Python objects other than tensors "
+                         f"and plain values{f' ({found.group(1)})' if found else ''}, as an older sciml checkpoint "
+                         "format or an unsafe file does, and unpickling them could run code; train afresh "
+                         "(resume=False / --no-resume) or into another folder") from exc
     except Exception as exc:  # truncated or foreign file
         raise ValueError(f"checkpoint {str(path)!r} is not a readable sciml checkpoint: {exc}") from exc
     if not isinstance(ckpt, dict) or "solver" not in ckpt:
@@ -49,17 +141,41 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return ckpt
 
 
+def load_weights(module: nn.Module, state: dict, path: str | os.PathLike, remedy: str) -> None:
+    """``module.load_state_dict(state)``; a state of another model raises a one-line ``ValueError``.
+
+    The message names the checkpoint ``path``, the first mismatch, and ends with ``remedy``.
+    """
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:  # torch lists every missing key and size mismatch, one per line
+        lines = [line.strip().rstrip(".") for line in str(exc).splitlines() if line.strip()]
+        raise ValueError(f"checkpoint {str(path)!r} holds the weights of another model than this "
+                         f"{type(module).__name__} ({lines[1] if len(lines) > 1 else exc}); {remedy}") from exc
+
+
 def rng_state() -> dict:
-    """The state of every random number generator a training step may draw from."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The state of every random number generator a training step may draw from, as tensors and numbers."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, words, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64), "gauss_next": gauss_next},
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the generators from :func:`rng_state`'s ``state``, exactly."""
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["words"].tolist()), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

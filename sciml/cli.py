@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -28,13 +29,17 @@ def build_solver(config: dict):
     from sciml.operators import build_operator
     from sciml.solvers import OperatorSolver
 
-    operator = build_operator(config["model"], **config["model_options"])
+    try:
+        operator = build_operator(config["model"], **config["model_options"])
+    except TypeError as exc:  # an option the model does not take, or a value of the wrong type
+        raise UsageError(f"model {config['model']!r} does not take its options: {exc}; check --model-option "
+                         "(and --modes, --width, --layers)") from exc
     return OperatorSolver(operator, loss=config.get("loss", "l2"), normalize=config.get("normalize", True))
 
 
 def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu"):
     """The trained solver of a ``sciml train`` run folder (``which`` is ``"best"`` or ``"last"``)."""
-    from sciml.checkpoint import load_checkpoint
+    from sciml.checkpoint import load_checkpoint, load_weights
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -44,8 +49,9 @@ def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu
         raise UsageError(f"--checkpoint must be 'best' or 'last', got {which!r}")
     config = json.loads(config_path.read_text())
     solver = build_solver(config)
-    ckpt = load_checkpoint(run_dir / f"{which}.pt", map_location=device)
-    solver.load_state_dict(ckpt["solver"])
+    path = run_dir / f"{which}.pt"
+    load_weights(solver, load_checkpoint(path, map_location=device)["solver"], path,
+                 f"{str(config_path)!r} describes another model; train the run again (sciml train --no-resume)")
     return solver.to(device).eval(), config
 
 
@@ -83,7 +89,8 @@ def cmd_generate(args) -> int:
                     n_test=args.n_test, solve_resolution=args.solve_resolution, chunk_size=args.chunk_size,
                     dtype=args.dtype, device=args.device, solver=args.solver, precond=args.precond,
                     order=args.order, batch=args.batch, rtol=args.rtol, maxiter=args.maxiter,
-                    fallback=None if args.fallback == "none" else args.fallback, overwrite=args.overwrite,
+                    fallback=None if args.fallback == "none" else args.fallback,
+                    compression=args.compression, overwrite=args.overwrite,
                     progress=not args.quiet, **_pde_options(args))
     print(f"wrote {path}")
     return 0
@@ -218,10 +225,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):  # "nan" and "inf" parse as floats
+        raise argparse.ArgumentTypeError(f"expected a finite non-negative number, got {text}")
     return value
 
 
@@ -253,10 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precond", default="auto", help="auto, none, jacobi, chebyshev, mg, amg or ilu")
     g.add_argument("--order", default="auto", help="solve order within a chunk: auto, greedy (SKR) or identity")
     g.add_argument("--batch", type=_positive_int, default=None,
-                   help="systems solved at once by the batched solvers (<= chunk size; default: the chunk on a GPU, else 1)")
+                   help="systems solved at once by the batched solvers (<= chunk size; default for multigrid CG: the chunk on a GPU, at most 32 on the CPU)")
     g.add_argument("--rtol", type=_positive_float, default=1e-8, help="relative tolerance of the true residual")
     g.add_argument("--maxiter", type=_positive_int, default=None, help="iteration cap of the iterative solvers")
     g.add_argument("--fallback", default="direct", help="solver retried when a solve misses rtol, or none")
+    g.add_argument("--compression", default="auto",
+                   help="auto (deflate-1 with shuffle where a chunk shrinks >= 2x, e.g. binary coefficients; raw "
+                        "for smooth fields), none, lzf, gzip or gzip-0 ... gzip-9; each sample is compressed once")
     g.add_argument("--overwrite", action="store_true", help="replace an existing file of another configuration")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
@@ -273,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=("l2", "h1", "mse"), default="l2")
     t.add_argument("--optimizer", default="adamw")
     t.add_argument("--lr", type=_positive_float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4)
     t.add_argument("--scheduler", choices=("constant", "cosine", "step"), default="cosine")
     t.add_argument("--epochs", type=_positive_int, default=100)
     t.add_argument("--batch-size", type=_positive_int, default=20)
@@ -281,11 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     t.add_argument("--compile", action="store_true", help="torch.compile the training objective")
     t.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--num-workers", type=_nonnegative_int, default=0)
     t.add_argument("--out", default="runs/train", help="run folder: config, checkpoints, history, loss plot")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=int, default=10, help="print an epoch summary every N epochs")
+    t.add_argument("--log-every", type=_nonnegative_int, default=10,
+                   help="print an epoch summary every N epochs (0: never)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -326,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:  # OSError: missing files, a full disk...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"sciml {args.command}: error: {message}", file=sys.stderr)
         return 2

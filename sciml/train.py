@@ -24,14 +24,25 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .checkpoint import load_checkpoint, load_weights, remove_orphans, rng_state, save_atomic, set_rng_state
 from .solver import Solver, move_to
+from .validation import check_range, nonnegative_int, positive_int
 
 __all__ = ["Trainer", "History"]
 
 PRECISIONS = ("fp32", "bf16")
 PRELOAD_AUTO_BYTES = 1 << 30
+# why a step was skipped, as the report says it
+NON_FINITE_GRADIENT = "non-finite loss or gradient"
+NON_FINITE_UPDATE = "non-finite parameters after the update (undone)"
 SCHEDULERS = ("constant", "cosine", "step")
+# the options of each named scheduler, and their checks
+SCHEDULER_OPTIONS = {
+    "constant": {},
+    "cosine": {"T_max": positive_int, "eta_min": lambda name, v: check_range(name, v, 0.0)},
+    "step": {"step_size": positive_int, "gamma": lambda name, v: check_range(name, v, 0.0, 1.0, low_open=True,
+                                                                            high_open=False)},
+}
 
 
 class History:
@@ -119,6 +130,80 @@ class _Preloaded:
             yield _index(self.batch, idx)
 
 
+_IN_BUFFER = object()  # where a tensor of the saved optimizer state sits in the rollback's buffers
+
+
+def _strip(obj: Any, tensors: list[torch.Tensor]) -> Any:
+    """``obj``'s dicts, lists and tuples copied, each tensor appended to ``tensors`` and marked ``_IN_BUFFER``."""
+    if isinstance(obj, torch.Tensor):
+        tensors.append(obj)
+        return _IN_BUFFER
+    if type(obj) is dict:
+        return {k: _strip(v, tensors) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_strip(v, tensors) for v in obj)
+    return obj  # a number, a string or None (what weights_only checkpoints allow)
+
+
+def _fill(obj: Any, buffers: Iterator[torch.Tensor]) -> Any:
+    """The inverse of :func:`_strip`: the marks replaced by ``buffers`` in order."""
+    if obj is _IN_BUFFER:
+        return next(buffers)
+    if type(obj) is dict:
+        return {k: _fill(v, buffers) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_fill(v, buffers) for v in obj)
+    return obj
+
+
+class _Rollback:
+    """Parameters and optimizer state from before a step, to undo a step that leaves a non-finite parameter.
+
+    :meth:`take` copies the parameters and every tensor of ``optimizer.state_dict()`` into
+    buffers allocated once and reused while those tensors keep their layout (two fused copies
+    per step); :meth:`restore` copies the parameters back and loads the saved state through
+    ``optimizer.load_state_dict``, so that an optimizer caching values derived from its state
+    rebuilds them. :meth:`finite` is one fused reduction over the parameters.
+    """
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = [p.detach() for p in params]
+        self.saved = [torch.empty_like(p) for p in self.params]
+        # norms of complex tensors are several times slower than of their real views (same storage)
+        self.real = [torch.view_as_real(p) if p.is_complex() else p for p in self.params]
+        self.state: Any = None  # the optimizer's state_dict, its tensors marked _IN_BUFFER
+        self.buffers: list[torch.Tensor] = []
+        self.layout: list[tuple] = []
+
+    @torch.no_grad()
+    def take(self, optimizer: torch.optim.Optimizer) -> None:
+        torch._foreach_copy_(self.saved, self.params)
+        tensors: list[torch.Tensor] = []
+        self.state = _strip(optimizer.state_dict(), tensors)
+        layout = [(t.shape, t.dtype, t.device) for t in tensors]
+        if layout != self.layout:  # the first steps create the state; some optimizers grow it
+            self.buffers, self.layout = [t.clone() for t in tensors], layout
+        elif tensors:
+            torch._foreach_copy_(self.buffers, tensors)
+
+    def finite(self) -> bool:
+        """Are all parameters finite?
+
+        A finite 2-norm proves it and is the fastest fused reduction; an infinite one may be an
+        overflow of huge finite entries, so it is settled by the largest magnitudes.
+        """
+        if bool(torch.isfinite(torch.stack(torch._foreach_norm(self.real))).all()):
+            return True
+        return bool(torch.isfinite(torch.stack(torch._foreach_norm(self.real, ord=math.inf))).all())
+
+    @torch.no_grad()
+    def restore(self, optimizer: torch.optim.Optimizer) -> None:
+        torch._foreach_copy_(self.params, self.saved)
+        optimizer.load_state_dict(_fill(self.state, iter(self.buffers)))
+        # the optimizer may now hold the buffers themselves: allocate afresh at the next take
+        self.buffers, self.layout = [], []
+
+
 class Trainer:
     """Train any :class:`~sciml.Solver`.
 
@@ -136,7 +221,8 @@ class Trainer:
     scheduler : ``"constant"``, ``"cosine"`` (to zero over ``epochs``), ``"step"``
         (``step_size`` epochs, factor ``gamma``; the FNO recipe halves every 100), or a callable
         ``optimizer -> LRScheduler``. Stepped once per epoch.
-    scheduler_options : keyword arguments for the named scheduler.
+    scheduler_options : keyword arguments for the named scheduler: ``T_max`` and ``eta_min`` for
+        ``"cosine"``, ``step_size`` and ``gamma`` for ``"step"``.
     grad_clip : clip the global gradient norm to this value (None: no clipping). Clipping by the
         factor c makes the step's objective c·L for the optimizer: second-order optimizers get
         Hessian-vector products (``"create_graph"``) and Gauss–Newton samples (``"sampled_loss"``)
@@ -151,15 +237,18 @@ class Trainer:
     preload : hold the whole dataset on ``device`` and index batches there (True), stream it
         through a DataLoader (False), or preload when it takes at most 1 GiB and no workers
         were asked for (``"auto"``). Batches are the same either way.
-    checkpoint_dir : where ``last.pt`` (every epoch), ``best.pt`` (best validation loss) and
-        ``history.json`` go; None keeps nothing on disk.
+    checkpoint_dir : where ``last.pt`` (every epoch), ``best.pt`` (best finite validation loss, or
+        training loss without validation data) and ``history.json`` go; None keeps nothing on disk.
+        Checkpoints hold tensors and plain values only (see :mod:`sciml.checkpoint`).
     resume : continue from ``checkpoint_dir/last.pt`` if it exists.
     seed : seeds the shuffling (per epoch) and the global RNGs of a fresh run.
     progress : show a progress bar; within a step that evaluates the loss many times (L-BFGS,
         line searches) it shows the evaluations so far and the latest loss.
     log_every : print an epoch summary every this many epochs (0: never).
-    max_skipped_steps : abort after this many consecutive steps with a non-finite loss or
-        gradient (each one is skipped and reported).
+    max_skipped_steps : abort after this many consecutive skipped steps (each one is reported).
+        A step is skipped when its loss or gradient is not finite, and undone when the update
+        leaves a parameter that is not finite (parameters and optimizer state are restored from
+        a copy taken before the step, in buffers kept from step to step).
     """
 
     def __init__(
@@ -189,24 +278,31 @@ class Trainer:
     ):
         if not isinstance(solver, Solver):
             raise TypeError(f"solver must be a sciml.Solver, got {type(solver).__name__}")
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        # every number at the door: a NaN weight decay would otherwise poison the weights at the first step
+        check_range("lr", lr, 0.0, low_open=True)
+        check_range("weight_decay", weight_decay, 0.0)
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("max_skipped_steps", max_skipped_steps)):
+            positive_int(name, value)
+        for name, value in (("num_workers", num_workers), ("log_every", log_every)):
+            nonnegative_int(name, value)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        if grad_clip is not None:
+            check_range("grad_clip", grad_clip, 0.0, low_open=True)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if scheduler is None:
             scheduler = "constant"
-        if isinstance(scheduler, str) and scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; expected one of {SCHEDULERS} or a callable")
-        if grad_clip is not None and not grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
-        if not (isinstance(num_workers, int) and num_workers >= 0):
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if isinstance(scheduler, str):
+            if scheduler not in SCHEDULERS:
+                raise ValueError(f"unknown scheduler {scheduler!r}; expected one of {SCHEDULERS} or a callable")
+            known = SCHEDULER_OPTIONS[scheduler]
+            for name, value in (scheduler_options or {}).items():
+                if name not in known:
+                    raise ValueError(f"scheduler {scheduler!r} takes the options {sorted(known)}, got {name!r}")
+                known[name](f"scheduler_options[{name!r}]", value)
         if preload not in (True, False, "auto"):
             raise ValueError(f"preload must be True, False or 'auto', got {preload!r}")
-        if not (isinstance(max_skipped_steps, int) and max_skipped_steps >= 1):
-            raise ValueError(f"max_skipped_steps must be a positive integer, got {max_skipped_steps!r}")
         if isinstance(optimizer, str):
             from sciml.optim import OPTIMIZERS  # the core depends on optim only through names
 
@@ -214,6 +310,11 @@ class Trainer:
                 raise ValueError(f"unknown optimizer {optimizer!r}; expected one of: {', '.join(OPTIMIZERS)}")
         elif not callable(optimizer):
             raise TypeError(f"optimizer must be a name or a callable params -> Optimizer, got {type(optimizer).__name__}")
+        # the optimizers check their own ranges, but torch's let a NaN momentum or dampening through
+        for name, value in (optimizer_options or {}).items():
+            numbers = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, float) and math.isnan(v) for v in numbers):
+                raise ValueError(f"optimizer_options[{name!r}] must be a number, not NaN, got {value!r}")
 
         self.solver = solver
         self.optimizer_spec = optimizer
@@ -247,6 +348,7 @@ class Trainer:
 
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
+        self._rollback: _Rollback | None = None  # set by fit
         self.history = History()
 
     # ---------------------------------------------------------------- building blocks
@@ -303,15 +405,17 @@ class Trainer:
         return nullcontext()
 
     # ---------------------------------------------------------------- the step
-    def _step(self, objective: nn.Module, batch: Any, params: list[torch.Tensor]) -> tuple[float, bool]:
-        """One optimisation step; returns (loss, taken). A non-finite step is skipped.
+    def _step(self, objective: nn.Module, batch: Any, params: list[torch.Tensor]) -> tuple[float, str | None]:
+        """One optimisation step; returns (loss, None), or (loss, why) for a skipped step.
 
+        A step with a non-finite loss or gradient is not taken; one whose update leaves a
+        non-finite parameter (or, for a closure step, a non-finite loss) is undone.
         The optimizer's ``step_requires`` is read before every step (it may change between
         steps, e.g. a Hessian estimate refreshed every k steps needs the graph only then).
         """
         from sciml.optim import step_requires
 
-        opt = self.optimizer
+        opt, rollback = self.optimizer, self._rollback
         requires = step_requires(opt)
         opt.zero_grad(set_to_none=True)
 
@@ -344,13 +448,18 @@ class Trainer:
                 grads = [p.grad.detach() for p in params if p.grad is not None]
                 if not (torch.isfinite(loss) and torch.isfinite(torch.nn.utils.get_total_norm(grads))):
                     opt.zero_grad(set_to_none=True)
-                    return float(loss), False
+                    return float(loss), NON_FINITE_GRADIENT
+                rollback.take(opt)
                 loss = opt.step(closure, **({"loss": loss} if "loss" in requires else {}))
                 opt.zero_grad(set_to_none=True)  # frees the graph
             else:
+                rollback.take(opt)
                 loss = opt.step(closure)
             value = float(loss.detach())
-            return value, math.isfinite(value)
+            why = NON_FINITE_GRADIENT if not math.isfinite(value) else None if rollback.finite() else NON_FINITE_UPDATE
+            if why:  # the closure's steps moved the weights already
+                rollback.restore(opt)
+            return value, why
 
         with self._autocast():
             loss = objective(batch)
@@ -376,16 +485,21 @@ class Trainer:
         # local, so its finiteness is agreed on explicitly
         flag = torch.tensor([float(torch.isfinite(loss.detach()) & torch.isfinite(norm))], device=self.device)
         ok = bool(distributed.all_reduce_sum(flag, self.dist).item() == self.dist.world_size)
+        why = None if ok else NON_FINITE_GRADIENT
         if ok:
             extra = {}
             if "sampled_loss" in requires:
                 extra["sampled_grad"] = lambda generator, wanted: self._sampled_grad(batch, generator, wanted, scale)
             if "loss" in requires:
                 extra["loss"] = loss.detach()
+            rollback.take(opt)
             opt.step(**extra)
-        if not ok or "create_graph" in requires:
+            if not rollback.finite():  # the same parameters on every rank: the same verdict
+                rollback.restore(opt)
+                why = NON_FINITE_UPDATE
+        if why or "create_graph" in requires:
             opt.zero_grad(set_to_none=True)
-        return float(loss.detach()), ok
+        return float(loss.detach()), why
 
     def _check_optimizer_fits_the_step(self) -> None:
         """Refuse, before any work, the combinations the step cannot serve correctly."""
@@ -459,17 +573,33 @@ class Trainer:
             "history": self.history.rows,
             "rng": states,
             "world_size": self.dist.world_size,
-            "solver_class": type(self.solver).__name__,
+            **self._identity(),
         }, self.checkpoint_dir / name)
 
+    def _identity(self) -> dict[str, str]:
+        """What a resumed run must share with the one that wrote the checkpoint: names as the user gave them."""
+        return {"solver_class": type(self.solver).__name__,
+                **{f"{part}_name": spec if isinstance(spec, str) else type(built).__name__
+                   for part, spec, built in (("optimizer", self.optimizer_spec, self.optimizer),
+                                             ("scheduler", self.scheduler_spec, self.scheduler))}}
+
     def _restore(self) -> tuple[int, float]:
-        ckpt = load_checkpoint(self.checkpoint_dir / "last.pt", map_location=self.device)
-        if ckpt["solver_class"] != type(self.solver).__name__:
-            raise ValueError(f"checkpoint_dir {str(self.checkpoint_dir)!r} holds a {ckpt['solver_class']} run, "
-                             f"not a {type(self.solver).__name__} one; pass resume=False or another checkpoint_dir")
-        self.solver.load_state_dict(ckpt["solver"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        path = self.checkpoint_dir / "last.pt"
+        ckpt = load_checkpoint(path, map_location=self.device)
+        remedy = "pass resume=False (sciml train --no-resume) or another checkpoint_dir"
+        for key, here in self._identity().items():
+            if ckpt.get(key) != here:
+                part = key.split("_")[0]
+                raise ValueError(f"checkpoint {str(path)!r} is of a run with the {part} {ckpt.get(key)!r}, "
+                                 f"not {here!r}; resume with the same {part}, or {remedy}")
+        load_weights(self.solver, ckpt["solver"], path, remedy)
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        except (ValueError, KeyError, RuntimeError) as exc:  # e.g. other parameter groups or options
+            raise ValueError(f"the optimizer or scheduler state in checkpoint {str(path)!r} does not fit this run "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                             f"resume with the same options, or {remedy}") from exc
         self.history = History(ckpt["history"])
         if ckpt["world_size"] == self.dist.world_size:
             set_rng_state(ckpt["rng"][self.dist.rank])
@@ -490,6 +620,9 @@ class Trainer:
         self._check_optimizer_fits_the_step()
         self.scheduler = self._make_scheduler(self.optimizer)
 
+        if self.checkpoint_dir is not None and self.dist.is_main:  # what writers killed mid-write left
+            for name in ("last.pt", "best.pt"):
+                remove_orphans(self.checkpoint_dir / name)
         start, best = 0, math.inf
         if self.resume and self.checkpoint_dir is not None and (self.checkpoint_dir / "last.pt").exists():
             start, best = self._restore()
@@ -505,6 +638,7 @@ class Trainer:
         if self.compile:
             objective = torch.compile(objective)
         params = [p for p in solver.parameters() if p.requires_grad]
+        self._rollback = _Rollback(params)
 
         steps = len(train_loader)
         bar = tqdm(total=self.epochs * steps, initial=start * steps, disable=not (self.progress and self.dist.is_main),
@@ -518,16 +652,15 @@ class Trainer:
                 t0, total, n_ok, skipped = time.perf_counter(), 0.0, 0, 0
                 for batch in train_loader:
                     batch = move_to(batch, self.device, non_blocking=True)
-                    loss, ok = self._step(objective, batch, params)
-                    if ok:
+                    loss, why = self._step(objective, batch, params)
+                    if why is None:
                         total, n_ok, skipped_in_row = total + loss, n_ok + 1, 0
                     else:
                         skipped, skipped_in_row = skipped + 1, skipped_in_row + 1
-                        self._say(f"epoch {epoch + 1}: skipped a step with non-finite loss or gradient (loss={loss})",
-                                  warn=True)
+                        self._say(f"epoch {epoch + 1}: skipped a step with {why} (loss={loss})", warn=True)
                         if skipped_in_row >= self.max_skipped_steps:
                             raise FloatingPointError(
-                                f"{skipped_in_row} consecutive steps had a non-finite loss or gradient; "
+                                f"{skipped_in_row} consecutive steps were skipped, the last with {why}; "
                                 "lower the learning rate, set grad_clip, or check the data")
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4g}", refresh=False)
@@ -543,8 +676,12 @@ class Trainer:
                                 **({"val": f"{row['val_loss']:.4g}"} if "val_loss" in row else {}))
                 if self.log_every and (epoch + 1) % self.log_every == 0:
                     self._say(" ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
-                improved = score < best
-                best = min(best, score)
+                # a non-finite score is reported and never counts as best: the first finite one writes best.pt
+                improved = math.isfinite(score) and score < best
+                if not math.isfinite(score):
+                    self._say(f"epoch {epoch + 1}: {'val_loss' if 'val_loss' in row else 'train_loss'} is {score}, "
+                              "not finite: it does not count as the best", warn=True)
+                best = score if improved else best
                 self._checkpoint(epoch + 1, best)
                 if improved:
                     self._checkpoint(epoch + 1, best, "best.pt")
@@ -556,7 +693,7 @@ class Trainer:
             raise
         finally:
             bar.close()
-            self._bar = None
+            self._bar, self._rollback = None, None  # the rollback buffers: a copy of the weights and state
         solver.eval()
         return self.history
 

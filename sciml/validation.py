@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["positive_int", "finite_float"]
+import torch
+
+__all__ = ["positive_int", "nonnegative_int", "finite_float", "check_range"]
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -15,9 +17,32 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
+def nonnegative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return value
+
+
 def finite_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return float(value)
+
+
+def check_range(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
+                high_open: bool = True) -> float:
+    """``value`` as a float; ``ValueError("<name> must be in [low, high), got <value>")`` unless it lies there.
+
+    A one-element tensor counts as its number; NaN, infinities and non-numbers are refused.
+    """
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    v = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    if v < low or (low_open and v == low) or v > high or (high_open and v == high):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(v)

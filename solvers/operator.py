@@ -107,6 +107,11 @@ class OperatorSolver(Solver):
         if not bool(self.fitted):
             raise RuntimeError("normalisation statistics are not fitted: call solver.prepare(train_dataset) "
                                "(the Trainer does) or build the solver with normalize=False")
+        weight = next(self.operator.parameters(), None)
+        dtype = weight.dtype.to_real() if weight is not None else x.dtype
+        if x.dtype != dtype:  # torch's own message ("mat1 and mat2 ...") names neither the data nor the remedy
+            raise ValueError(f"the data are {x.dtype} but the operator's parameters are {dtype}; cast the data "
+                             f"(e.g. H5Dataset(..., dtype={dtype})) or the solver (solver.to({x.dtype}))")
         z = (x - self._shape(self.x_mean, x)) / self._shape(self.x_std, x)
         out = self.operator(z)
         return out * self._shape(self.y_std, out) + self._shape(self.y_mean, out)

@@ -178,7 +178,7 @@ def test_ddp_under_torchrun_matches_single_process_training(tmp_path):
     proc = run_two_ranks(write_script)
     assert proc.returncode == 0, failure(proc)
     out = sorted(tmp_path.glob("out*"))[-1]
-    r0, r1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for k in r0["state"]:
         assert torch.equal(r0["state"][k], r1["state"][k]), k  # replicas stay identical
 
