@@ -82,7 +82,10 @@ def sample_chunk(family, config, k, count, device, timer):
         generator = torch.Generator(device=device).manual_seed(chunk_seed(config["seed"], k))
         params = family.sample_params(count, config["solve_resolution"], generator=generator,
                                       device=device)
-        perm = get_ordering(config["order"])(family.sort_features(params)).cpu()
+        if config["order"] == "identity":  # no features to compute (0.5 ms a sample at 130²)
+            perm = torch.arange(count)
+        else:
+            perm = get_ordering(config["order"])(family.sort_features(params)).cpu()
     return params, perm
 
 

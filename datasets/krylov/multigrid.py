@@ -105,6 +105,40 @@ def _diagonal_blocks(A, batch):
     return blocks
 
 
+def _galerkin(R, A, P):
+    """``R A P`` as a sparse CSR matrix.
+
+    On the CPU through COO: torch 2.13's CPU product of two CSR matrices keeps about 40 MB
+    per call at a block of 32 systems of 128² (measured: RSS grew without bound, and each
+    later multigrid setup ran slower, 0.15 s to 1.5 s per chunk over 16 chunks); the COO
+    product gives the same matrix (to 2e-16) and frees its memory, at 1.5× the time.
+    """
+    if A.device.type != "cpu":
+        return R @ (A @ P)
+    coo = R.to_sparse_coo() @ (A.to_sparse_coo() @ P.to_sparse_coo())
+    return coo.coalesce().to_sparse_csr()
+
+
+def _v_cycle(levels, coarse_lu, batch, smoothing_steps, level, rhs):
+    """One V-cycle from ``level`` down. A module function, not a closure calling itself:
+    such a closure is a reference cycle, and the hierarchy it holds (hundreds of MB for a
+    block of systems) then waits for the garbage collector instead of being freed."""
+    if level == len(levels):                   # one dense solve per stacked system
+        columns = rhs.shape[1]
+        solved = torch.linalg.lu_solve(*coarse_lu, rhs.view(batch, -1, columns))
+        return solved.reshape(-1, columns)
+    A_l, scaled_inverse, P, R = levels[level]
+    d = scaled_inverse.unsqueeze(1)
+    x = d * rhs                                # first sweep from x = 0
+    for _ in range(smoothing_steps - 1):
+        x = x + d * (rhs - A_l @ x)
+    x = x + P @ _v_cycle(levels, coarse_lu, batch, smoothing_steps, level + 1,
+                         R @ (rhs - A_l @ x))
+    for _ in range(smoothing_steps):
+        x = x + d * (rhs - A_l @ x)
+    return x
+
+
 def multigrid(A, *, grid_shape=None, smoothing_steps=2, omega=0.8, coarsest_size=64):
     """Build a geometric multigrid V-cycle ``v -> V(A) v``.
 
@@ -150,29 +184,15 @@ def multigrid(A, *, grid_shape=None, smoothing_steps=2, omega=0.8, coarsest_size
         if not bool((diagonal != 0).all()):
             raise ValueError("A must have a non-zero diagonal on every multigrid level")
         levels.append((level_matrix, omega / diagonal, P, R))
-        level_matrix = R @ (level_matrix @ P)      # Galerkin: A_c = Pᵀ A P
+        level_matrix = _galerkin(R, level_matrix, P)  # A_c = Pᵀ A P
     coarse_lu = torch.linalg.lu_factor(_diagonal_blocks(level_matrix, batch))
-
-    def cycle(level, rhs):
-        if level == len(levels):                   # one dense solve per stacked system
-            columns = rhs.shape[1]
-            solved = torch.linalg.lu_solve(*coarse_lu, rhs.view(batch, -1, columns))
-            return solved.reshape(-1, columns)
-        A_l, scaled_inverse, P, R = levels[level]
-        d = scaled_inverse.unsqueeze(1)
-        x = d * rhs                                # first sweep from x = 0
-        for _ in range(smoothing_steps - 1):
-            x = x + d * (rhs - A_l @ x)
-        x = x + P @ cycle(level + 1, R @ (rhs - A_l @ x))
-        for _ in range(smoothing_steps):
-            x = x + d * (rhs - A_l @ x)
-        return x
 
     def apply(v):
         if v.numel() % size:
             raise ValueError(f"v must hold right-hand sides of {size} entries, got shape "
                              f"{tuple(v.shape)}")
         columns = v.reshape(-1, size).T.to(dtype).contiguous()   # one right-hand side each
-        return cycle(0, columns).T.reshape(v.shape).to(v.dtype)
+        return _v_cycle(levels, coarse_lu, batch, smoothing_steps, 0, columns).T.reshape(
+            v.shape).to(v.dtype)
 
     return apply
