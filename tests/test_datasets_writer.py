@@ -341,3 +341,24 @@ def test_host_chunk_waits_for_its_copies_in_the_writer_and_charges_the_wait():
     arrays = chunk.arrays(times)
     assert Event.waited and times["copy"] >= 0.06
     assert isinstance(arrays["inputs"], np.ndarray) and arrays["inputs"].tolist() == [0, 1, 2]
+
+
+def test_a_full_disk_while_assembling_the_file_keeps_every_part(reference, tmp_path, monkeypatch):
+    finish = DatasetWriter.finish
+
+    def full(self, attrs, grid):
+        self.final.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetWriter, "finish", full)
+    out = tmp_path / "assembly.h5"
+    with pytest.raises(OSError, match="no space left on the device of out=.*kept and resumed"):
+        generate("darcy", out=out, **SMALL)
+    # Every chunk is durable; the half-assembled file is gone (it is rebuilt from the parts).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assembly.h5.parts"]
+    assert len(list((tmp_path / "assembly.h5.parts").glob("chunk_*.h5"))) == 3
+    monkeypatch.setattr(DatasetWriter, "finish", finish)
+    recomputed = []
+    generate("darcy", out=out, callback=lambda k, done: recomputed.append(k), **SMALL)
+    assert recomputed == []
+    _same_data(reference, out)
