@@ -61,7 +61,7 @@ def check_compression(compression):
     if compression in ("auto", "none", "lzf"):
         return compression
     name, _, level = compression.partition("-")
-    if name == "gzip" and level.isdigit() and len(level) == 1:
+    if name == "gzip" and len(level) == 1 and level in "0123456789":
         return compression
     raise ValueError(f"compression must be {expected}, got {compression!r}")
 

@@ -81,11 +81,14 @@ _CPU_ONLY = {"amg", "ilu", "lu"}
 _SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "amg", "lu"}
 
 
-def _check_int(name, value, low):
+def _check_int(name, value, low, high=2 ** 63 - 1):
+    # The upper bound is what an HDF5 attribute (int64) can hold.
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return int(value)
 
 
@@ -363,7 +366,6 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
                          f"{', '.join(sorted(ORDERINGS))}")
     family = get_pde(pde, **pde_options)
     method = choose_method(family, device, solver, precond, order, batch, chunk_size)
-    _check_memory(solve_resolution, chunk_size, method["batch"], device)
 
     config = {"pde": pde, "pde_options": family.to_dict(), "n": n, "n_test": n_test,
               "resolution": resolution, "solve_resolution": solve_resolution,
@@ -376,29 +378,33 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     info = distributed.setup(use_cuda=device.type == "cuda")
     if device.type == "cuda" and device.index is None and info.enabled:
         device = torch.device("cuda", info.local_rank)
+    _check_memory(solve_resolution, min(chunk_size, n), method["batch"], device)
 
     # Rank 0 alone takes the lock and checks and prepares the parts folder; the others learn
     # the outcome.
     lock = OutputLock(out)
-    error, finished = None, False
-    if info.is_main:
-        try:
-            _check_folder(out)
-            lock.acquire()
-            finished = _prepare(out, parts, config, overwrite)
-        except (ValueError, OutputLockedError) as caught:
-            error = caught
-    error, finished = _broadcast((error, finished), info)
     try:
+        error, finished = None, False
+        if info.is_main:
+            try:
+                # A finished file is returned without the lock, so read-only data folders work.
+                finished = not overwrite and not parts.exists() and _complete(out, config)
+                if not finished:
+                    _check_folder(out)
+                    lock.acquire()
+                    finished = _prepare(out, parts, config, overwrite)
+            except (ValueError, OSError) as caught:  # the other ranks must learn of it too
+                error = caught
+        error, finished = _broadcast((error, finished), info)
         if error is not None:
             raise error
         if finished:
             return out
         unconverged = _run(family, config, method, out, parts, device, info, progress, callback)
     except OSError as caught:
-        if caught.errno != errno.ENOSPC:
+        if caught.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise OSError(errno.ENOSPC, f"no space left on the device of out={str(out)!r}; free "
+        raise OSError(caught.errno, f"no space left on the device of out={str(out)!r}; free "
                                     f"space (the run needs about twice the file's size until "
                                     f"it completes) or choose another folder, and run again: "
                                     f"the finished chunks in {str(parts)!r} are kept and "
@@ -465,8 +471,10 @@ def _run(family, config, method, out, parts, device, info, progress, callback):
             shutil.rmtree(parts)
         _barrier(info)
     finally:
-        background.join(raise_error=False)
-        writer.close()
+        try:
+            background.join(raise_error=False)  # what is queued becomes durable first
+        finally:
+            writer.close()
     return unconverged
 
 
@@ -500,6 +508,23 @@ def _check_folder(out):
         raise ValueError(f"out={str(out)!r}: its folder is not writable; choose another place")
 
 
+# Keys older files lack, with the value their absence means: files before compression was a
+# choice were deflated and drew their random numbers on the CPU.
+_IMPLIED = {"compression": "auto", "rng_device": "cpu"}
+
+
+def _same_run(stored, config):
+    return {**_IMPLIED, **stored} == config
+
+
+def _complete(out, config):
+    """Whether ``out`` is a finished dataset file of ``config``."""
+    try:
+        return out.is_file() and _same_run(read_config(out), config)
+    except ValueError:
+        return False
+
+
 def _prepare(out, parts, config, overwrite):
     """Check ``out`` and ``parts`` against ``config``; True if ``out`` is already complete."""
     if out.exists():
@@ -510,12 +535,15 @@ def _prepare(out, parts, config, overwrite):
                 raise ValueError(f"out={str(out)!r} exists and is not a sciml dataset file "
                                  f"({error}); pass overwrite=True to replace it") from None
         else:
-            if stored == config and not overwrite:
+            if not overwrite:
+                if not _same_run(stored, config):
+                    raise ValueError(f"out={str(out)!r} exists with a different configuration; "
+                                     f"differing keys: "
+                                     f"{'; '.join(_differences(stored, config))}. Pass "
+                                     f"overwrite=True to replace it")
+                if parts.exists():  # a run killed between the final rename and the cleanup
+                    shutil.rmtree(parts)
                 return True
-            if stored != config and not overwrite:
-                raise ValueError(f"out={str(out)!r} exists with a different configuration; "
-                                 f"differing keys: {'; '.join(_differences(stored, config))}. "
-                                 f"Pass overwrite=True to replace it")
     if parts.exists():
         _check_parts(parts, out, config, overwrite)
     parts.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,10 @@ class H5Dataset(torch.utils.data.Dataset):
         with _open_hdf5(self.path) as f:
             self._attrs = _decode_attrs(f, self.path)
             for name in ("inputs", "outputs"):
-                if name not in f or not isinstance(f[name], h5py.Dataset):
+                if not isinstance(f.get(name, getlink=True), h5py.HardLink):
+                    raise ValueError(f"{str(self.path)!r}: {name!r} is missing or a link to "
+                                     f"another place; sciml reads only self-contained files")
+                if not isinstance(f[name], h5py.Dataset):
                     raise ValueError(f"{str(self.path)!r} has no {name!r} dataset")
                 _check_stored_inside(f[name], self.path)
                 if f[name].dtype.kind == "c" and not dtype.is_complex:
@@ -176,6 +179,9 @@ class H5Dataset(torch.utils.data.Dataset):
         self.in_channels = in_shape[1]
         self.out_channels = int(np.prod(out_shape[1:len(out_shape) - len(grid)]))
         self.grid_shape = tuple(in_shape[2:])
+        if converged is not None and converged.shape != (total,):
+            raise ValueError(f"{str(self.path)!r} has solver/converged of shape "
+                             f"{converged.shape} for {total} samples")
         start, stop = {"train": (0, n_train), "test": (n_train, total), "all": (0, total)}[split]
         self._rows = np.arange(start, stop)
         if converged is not None and not include_unconverged:
@@ -184,7 +190,8 @@ class H5Dataset(torch.utils.data.Dataset):
             if left_out:
                 warnings.warn(f"{str(self.path)!r}: {left_out} of {stop - start} samples of "
                               f"split {split!r} did not converge and are left out; pass "
-                              f"include_unconverged=True to keep them", RuntimeWarning,
+                              f"include_unconverged=True (--include-unconverged) to keep them",
+                              RuntimeWarning,
                               stacklevel=2)
         self._file = None
         self._pid = None

@@ -63,15 +63,15 @@ def remove_orphans(folder, stem=None):
     ----------
     folder : path-like
     stem : str, optional
-        Remove ``<stem>.tmp`` and ``<stem>.<pid>.tmp`` only; None: every ``*.tmp`` (a folder
-        that only sciml writes). A name with the PID of a live process other than this one
-        is kept. Call it holding the :class:`OutputLock`, when no run of this output writes.
+        Remove ``<stem>.<pid>.tmp`` only; None: every ``*.tmp`` (a folder that only sciml
+        writes). A name with the PID of a live process other than this one is kept. Call it
+        holding the :class:`OutputLock`, when no run of this output writes.
     """
     pattern = "*.tmp" if stem is None else glob.escape(stem) + ".*tmp"
     for tmp in Path(folder).glob(pattern):
         base, _, pid = tmp.name[:-len(".tmp")].rpartition(".")
-        if stem is not None and tmp.name != f"{stem}.tmp" and not (base == stem and pid.isdigit()):
-            continue  # another file that happens to share the prefix
+        if stem is not None and not (base == stem and pid.isdigit()):
+            continue  # not a name sciml writes (e.g. the user's own <stem>.tmp)
         if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue
         tmp.unlink(missing_ok=True)
@@ -121,9 +121,13 @@ class OutputLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            self.release()
+            raise
         return self
 
     def release(self):
@@ -283,7 +287,8 @@ class DatasetWriter:
             total = self.stored.setdefault(name, [0, 0, 0])
             total[0] += sum(len(chunk) for _, chunk in chunks)
             total[1] += len(chunks) * int(np.prod(shape)) * dtype.itemsize
-            total[2] += sum(mask == 0 for mask, _ in chunks)
+            if self.layout.codecs[name].filtered:
+                total[2] += sum(mask == 0 for mask, _ in chunks)
         self.stages[k] = [times.get(s, np.nan) for s in STAGES]
         self.stages[k, STAGES.index("merge")] = time.perf_counter() - start
         self.merged.add(k)

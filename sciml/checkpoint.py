@@ -102,11 +102,15 @@ def pid_alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or no process could have this id
         return False
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:  # a killed process nobody has reaped yet (a container without init) writes nothing
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
-    return True
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

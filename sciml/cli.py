@@ -107,8 +107,8 @@ def cmd_train(args) -> int:
     from sciml import Trainer
     from sciml.datasets import H5Dataset
 
-    train = H5Dataset(args.data, split="train")
-    test = H5Dataset(args.data, split="test")
+    train = H5Dataset(args.data, split="train", include_unconverged=args.include_unconverged)
+    test = H5Dataset(args.data, split="test", include_unconverged=args.include_unconverged)
     config = {"model": args.model, "model_options": _model_options(args), "loss": args.loss, "normalize": True,
               "data": str(Path(args.data).resolve())}
     config["model_options"].setdefault("in_channels", train.in_channels)
@@ -145,7 +145,7 @@ def cmd_evaluate(args) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     solver, _ = load_run(args.run, args.checkpoint, device=device)
-    data = H5Dataset(args.data, split=args.split)
+    data = H5Dataset(args.data, split=args.split, include_unconverged=args.include_unconverged)
     metrics = Trainer(solver, device=device, batch_size=args.batch_size, progress=False).evaluate(data)
     print(f"{args.split} {_metrics_line(metrics)}  ({len(data)} samples)")
     if args.plot:
@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a neural operator on an HDF5 dataset", formatter_class=defaults)
     t.add_argument("--data", required=True, help="HDF5 file written by `sciml generate`")
+    t.add_argument("--include-unconverged", action="store_true",
+                   help="also train on samples whose solve missed the tolerance (left out by default)")
     t.add_argument("--model", default="fno", help="operator name (see sciml.operators.OPERATORS)")
     t.add_argument("--modes", type=_positive_int, nargs="+", default=None,
                    help="FNO/TFNO/MG-TFNO n_modes per axis (default 12 12)")
@@ -318,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, help="run folder written by `sciml train`")
     e.add_argument("--data", required=True, help="HDF5 dataset")
     e.add_argument("--split", choices=("train", "test", "all"), default="test")
+    e.add_argument("--include-unconverged", action="store_true",
+                   help="also evaluate samples whose solve missed the tolerance (left out by default)")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best")
     e.add_argument("--batch-size", type=_positive_int, default=32)
     e.add_argument("--device", default=None)
@@ -351,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, FloatingPointError) as exc:  # OSError: missing files, a full disk...
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:  # OSError: missing files, a full disk...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"sciml {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """Faults around data generation and reading: a full disk, unusable outputs, runs that cannot
 fit in memory, two writers at once, and data the reader must not pass on silently."""
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import torch
 
 from sciml.cli import main
 from sciml.datasets import H5Dataset, generate
+from sciml.datasets.writer import OutputLockedError
 
 SMALL = dict(n=12, resolution=17, chunk_size=4, progress=False, seed=3)
 
@@ -189,3 +191,107 @@ def test_data_stored_outside_the_file_is_refused(data, tmp_path):
     path = _copy_with(data, tmp_path / "external.h5", external)
     with pytest.raises(ValueError, match="stored outside the file"):
         H5Dataset(path)
+
+
+def test_a_failed_setup_releases_the_lock(tmp_path):
+    out = tmp_path / "y.h5"
+    (tmp_path / "y.h5.parts").write_text("a file where the parts folder goes")
+    for _ in range(2):  # the same error twice: the first call left no lock behind
+        with pytest.raises(OSError) as info:
+            generate("darcy", out=out, **SMALL)
+        assert not isinstance(info.value, OutputLockedError)
+    (tmp_path / "y.h5.parts").unlink()
+    generate("darcy", out=out, **SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.h5"]
+
+
+def test_a_finished_file_is_returned_from_a_read_only_folder(tmp_path):
+    folder = tmp_path / "shared"
+    if not _mount_tmpfs(folder, "size=4m"):
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        out = generate("darcy", out=folder / "d.h5", **SMALL)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, timeout=30)
+        calls = []
+        assert generate("darcy", out=out, callback=lambda *a: calls.append(a), **SMALL) == out
+        assert calls == []
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, timeout=30)
+
+
+def test_leftovers_of_a_run_killed_after_its_rename_are_removed(tmp_path):
+    out = generate("darcy", out=tmp_path / "d.h5", **SMALL)
+    parts = tmp_path / "d.h5.parts"
+    parts.mkdir()
+    (parts / "chunk_000000.h5").write_bytes(b"a copy nobody needs any more")
+    calls = []
+    generate("darcy", out=out, callback=lambda *a: calls.append(a), **SMALL)
+    assert calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
+
+
+def test_a_file_of_the_previous_format_is_still_taken_as_finished(tmp_path):
+    out = generate("darcy", out=tmp_path / "d.h5", **SMALL)
+    with h5py.File(out, "r+") as f:  # what the previous version wrote: no such keys
+        config = json.loads(f.attrs["config"])
+        del config["compression"], config["rng_device"]
+        f.attrs["config"] = json.dumps(config, sort_keys=True)
+    calls = []
+    generate("darcy", out=out, callback=lambda *a: calls.append(a), **SMALL)
+    assert calls == []
+    with pytest.raises(ValueError, match="compression"):  # a choice other than the old one
+        generate("darcy", out=out, compression="none", **SMALL)
+
+
+def test_a_chunk_larger_than_n_is_estimated_at_n(tmp_path):
+    out = generate("darcy", out=tmp_path / "d.h5", n=4, resolution=17, chunk_size=10 ** 9,
+                   progress=False)
+    assert len(H5Dataset(out, split="all")) == 4
+
+
+def test_odd_arguments_end_in_one_line(tmp_path, capsys):
+    cases = [(["--seed", str(2 ** 64)], "seed must be <= "),
+             (["--pde-option", "tau=abc"], "tau"),
+             (["--compression", "gzip-\u00b2"], "compression must be")]
+    for extra, words in cases:
+        assert main(["generate", "darcy", "--n", "4", "--resolution", "9", "--quiet",
+                     "--out", str(tmp_path / "d.h5"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_orphans_of_dead_or_impossible_processes_go_and_a_users_tmp_stays(tmp_path):
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while not os.path.exists(f"/proc/{zombie.pid}") or \
+            open(f"/proc/{zombie.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+        pass  # exited, not yet reaped: its pid still answers os.kill(pid, 0)
+    for name in (f"d.h5.{zombie.pid}.tmp", "d.h5.99999999999999999999.tmp", "d.h5.tmp"):
+        (tmp_path / name).write_bytes(b"x")
+    generate("darcy", out=tmp_path / "d.h5", **SMALL)
+    zombie.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "d.h5.tmp"]
+
+
+def test_external_links_are_refused(data, tmp_path):
+    def link(f):
+        del f["outputs"]
+        f["outputs"] = h5py.ExternalLink(str(data), "outputs")
+
+    path = _copy_with(data, tmp_path / "linked.h5", link)
+    with pytest.raises(ValueError, match="link to another place"):
+        H5Dataset(path)
+
+
+def test_unconverged_samples_can_be_kept_from_the_command_line(data, tmp_path, capsys):
+    def flag_test_split(f):
+        converged = f["solver/converged"][()]
+        converged[11:] = False
+        f["solver/converged"][...] = converged
+
+    path = _copy_with(data, tmp_path / "flagged.h5", flag_test_split)
+    train = ["train", "--data", str(path), "--epochs", "1", "--width", "4", "--modes", "2", "2",
+             "--layers", "1", "--quiet"]
+    with pytest.warns(RuntimeWarning, match="left out"):
+        assert main([*train, "--out", str(tmp_path / "a")]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main([*train, "--out", str(tmp_path / "b"), "--include-unconverged"]) == 0

@@ -87,7 +87,7 @@ def test_compression_choices_are_checked():
     assert check_compression("gzip") == "gzip-4"
     assert [check_compression(c) for c in ("auto", "none", "lzf", "gzip-0", "gzip-9")] == \
         ["auto", "none", "lzf", "gzip-0", "gzip-9"]
-    for bad in ("gzip-10", "zstd", "gzip-", "GZIP"):
+    for bad in ("gzip-10", "zstd", "gzip-", "GZIP", "gzip-\u00b2", "gzip-\u0663"):
         with pytest.raises(ValueError, match="compression must be"):
             check_compression(bad)
     with pytest.raises(TypeError, match="compression must be a str"):
