@@ -70,8 +70,8 @@ from .linsolve import get_linear_solver
 from .pdes import get_pde
 from .pipeline import STORED_DTYPES, StageTimer, sample_chunk, solve_chunk, to_host
 from .sorting import ORDERINGS, get_ordering
-from .writer import BackgroundWriter, DatasetWriter, OutputLock, OutputLockedError, fsync_path, \
-    remove_orphans, temporary_name
+from .writer import BackgroundWriter, DatasetWriter, OutputLock, fsync_path, remove_orphans, \
+    temporary_name
 
 __all__ = ["generate", "choose_method", "BlockSolver"]
 

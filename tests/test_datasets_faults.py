@@ -93,7 +93,7 @@ def test_a_chunk_that_cannot_fit_in_memory_is_refused_with_an_estimate(tmp_path,
 
 def test_two_runs_started_together_leave_one_valid_file(tmp_path):
     reference = generate("darcy", out=tmp_path / "ref.h5", **SMALL)
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
         from sciml.cli import main
         sys.exit(main(["generate", "darcy", "--n", "12", "--resolution", "17", "--chunk-size",
