@@ -107,20 +107,21 @@ def cmd_train(args) -> int:
     from sciml import Trainer
     from sciml.datasets import H5Dataset
 
+    import torch
+
     train = H5Dataset(args.data, split="train", include_unconverged=args.include_unconverged)
     test = H5Dataset(args.data, split="test", include_unconverged=args.include_unconverged)
     config = {"model": args.model, "model_options": _model_options(args), "loss": args.loss, "normalize": True,
-              "data": str(Path(args.data).resolve())}
+              "data": str(Path(args.data).resolve()), "data_fingerprint": _fingerprint(train),
+              "training": {key: getattr(args, key) for key in RUN_SETTINGS},
+              "versions": {"sciml": _version(), "torch": torch.__version__}}
     config["model_options"].setdefault("in_channels", train.in_channels)
     config["model_options"].setdefault("out_channels", train.out_channels)
     out = Path(args.out)
     previous = out / "config.json"
-    if previous.is_file() and not args.no_resume:
-        old = json.loads(previous.read_text())
-        if {k: old.get(k) for k in ("model", "model_options", "loss")} != \
-                {k: config[k] for k in ("model", "model_options", "loss")}:
-            raise UsageError(f"--out {str(out)!r} holds a run with another model configuration; "
-                             "choose another --out or pass --no-resume")
+    if previous.is_file() and (out / "last.pt").is_file() and not args.no_resume:
+        _check_resume(json.loads(previous.read_text()), config, out)
+    torch.manual_seed(args.seed)  # before the model is built: the seed fixes the starting weights
     solver = build_solver(config)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(previous, config)
@@ -135,6 +136,42 @@ def cmd_train(args) -> int:
         history.plot(out / "loss.png")
         print(f"test {_metrics_line(metrics)}  ({len(history)} epochs, run folder {out})")
     return 0
+
+
+# The settings that make a run; a resume must share them (the rest, like --device, does not
+# change what is computed beyond rounding).
+RUN_SETTINGS = ("optimizer", "lr", "weight_decay", "scheduler", "epochs", "batch_size", "grad_clip",
+                "precision", "seed", "include_unconverged")
+# Schedules that do not depend on the total number of epochs: only these may be extended.
+_EXTENSIBLE = ("constant", "step")
+
+
+def _fingerprint(data) -> str:
+    """A digest of what defines a dataset file: its generator configuration and splits."""
+    import hashlib
+
+    attrs = data.attrs
+    record = {key: attrs.get(key) for key in ("config", "seed", "n_train", "n_test")}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_resume(old: dict, new: dict, out: Path) -> None:
+    """Refuse to resume a run whose settings differ from the stored ones, naming them."""
+    def flat(config):
+        values = {k: v for k, v in config.items() if k not in ("training", "versions")}
+        values.update(config.get("training", {}))
+        return values
+
+    before, after = flat(old), flat(new)
+    differing = [key for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    if differing == ["epochs"] and after["scheduler"] in _EXTENSIBLE:
+        return  # the same run, continued (or stopped) at another epoch count
+    if differing:
+        changes = "; ".join(f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in differing)
+        why = (" (--epochs sets the length of the cosine schedule, so it cannot be extended)"
+               if "epochs" in differing and after["scheduler"] not in _EXTENSIBLE else "")
+        raise UsageError(f"--out {str(out)!r} holds a run with other settings ({changes}){why}; pass "
+                         f"--no-resume to start again there, or choose another --out")
 
 
 def cmd_evaluate(args) -> int:
@@ -301,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, default=1e-3)
     t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4)
     t.add_argument("--scheduler", choices=("constant", "cosine", "step"), default="cosine")
-    t.add_argument("--epochs", type=_positive_int, default=100)
+    t.add_argument("--epochs", type=_positive_int, default=100,
+                   help="total epochs; a resumed run continues up to this number, and may raise it with the "
+                        "constant or step scheduler (cosine's length is set by it)")
     t.add_argument("--batch-size", type=_positive_int, default=20)
     t.add_argument("--grad-clip", type=_positive_float, default=None)
     t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -309,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     t.add_argument("--num-workers", type=_nonnegative_int, default=0)
     t.add_argument("--out", default="runs/train", help="run folder: config, checkpoints, history, loss plot")
-    t.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
+    t.add_argument("--no-resume", action="store_true",
+                   help="start afresh even if --out holds a checkpoint (a resume must share every setting)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=_nonnegative_int, default=10,
                    help="print an epoch summary every N epochs (0: never)")
