@@ -65,6 +65,28 @@ class FNO(_NeuralopFNO, name="sciml_fno"):
         super().__init__(n_modes=n_modes, in_channels=in_channels, out_channels=out_channels,
                          hidden_channels=hidden_channels, n_layers=n_layers, **kwargs)
 
+    def _apply(self, fn, recurse=True):
+        """Casts and moves (``.to``, ``.double()``, ``.cuda()``...) that keep the model whole.
+
+        Two things of neuraloperator's do not follow torch's own casts: the complex spectral
+        weights (``.double()`` leaves them complex64, ``.to(torch.float64)`` drops their
+        imaginary part) and the coordinate grid its positional embedding caches on the first
+        call (it keeps the old device and dtype). Complex tensors follow the real dtype the
+        cast asks for, and the cached grids are dropped, to be rebuilt on the next call.
+        """
+        def cast(t):
+            if not t.is_complex():
+                return fn(t)
+            target = fn(torch.zeros((), dtype=torch.float32, device=t.device))
+            dtype = torch.complex128 if target.dtype == torch.float64 else torch.complex64
+            return t.to(device=target.device, dtype=dtype)
+
+        result = super()._apply(cast, recurse)
+        for module in self.modules():
+            if hasattr(module, "_grid"):  # neuralop's GridEmbedding2D / GridEmbeddingND caches
+                module._grid, module._res = None, None
+        return result
+
     # neuraloperator's BaseModel.state_dict writes a '_metadata' entry at the top of the
     # destination dict, whatever the prefix, which breaks the state_dict of any module that
     # contains the model; keep torch's behaviour

@@ -106,3 +106,43 @@ def test_bf16_training_on_cuda_matches_fp32():
                     progress=False).fit(data, data)
         results[precision] = h.last["val_rel_l2"]
     assert results["bf16"] < 0.05 and results["fp32"] < 0.05, results
+
+
+CASTS = {"fno": dict(n_modes=(4, 4), hidden_channels=8, n_layers=2),
+         "tfno": dict(n_modes=(4, 4), hidden_channels=8, n_layers=2),
+         "mg_tfno": dict(n_modes=(4, 4), hidden_channels=8, n_layers=2),
+         "lsm": dict(width=8, patch_size=2, n_levels=2),
+         "mgno": dict(hidden_channels=8)}
+
+
+@pytest.mark.parametrize("name", sorted(CASTS))
+@pytest.mark.parametrize("cast", ["double", "to"])
+def test_every_operator_runs_again_after_a_change_of_dtype(name, cast):
+    # neuraloperator's models cache their positional grid on the first call and keep complex
+    # spectral weights that torch's .double() skips and .to(float64) makes real: a model run
+    # once and then cast must compute the same function in the new precision.
+    torch.manual_seed(0)
+    model = build_operator(name, in_channels=1, out_channels=1, **CASTS[name]).eval()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        single = model(x)
+        model = model.double() if cast == "double" else model.to(torch.float64)
+        double = model(x.double())
+        again = model.float()(x)
+    assert double.dtype == torch.float64 and again.dtype == torch.float32
+    assert all(p.dtype in (torch.float32, torch.complex64) for p in model.parameters())
+    assert (double - single.double()).norm() / single.norm() < 1e-5
+    assert (again - single).norm() / single.norm() < 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(CASTS))
+def test_every_operator_runs_again_after_a_move_to_cuda(name):
+    torch.manual_seed(0)
+    model = build_operator(name, in_channels=1, out_channels=1, **CASTS[name]).eval()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+        out = model.cuda()(x.cuda()).cpu()
+    assert (out - ref).norm() / ref.norm() < 1e-2  # TF32 on the GPU: not bitwise
