@@ -9,20 +9,20 @@ import torch
 __all__ = ["positive_int", "nonnegative_int", "finite_float", "check_range"]
 
 
-def positive_int(name: str, value: Any) -> int:
+def _int_at_least(name: str, value: Any, low: int, words: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+    if value < low:
+        raise ValueError(f"{name} must be a {words} integer, got {value}")
     return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    return _int_at_least(name, value, 1, "positive")
 
 
 def nonnegative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value}")
-    return value
+    return _int_at_least(name, value, 0, "non-negative")
 
 
 def finite_float(name: str, value: Any) -> float:
