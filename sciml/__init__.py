@@ -15,6 +15,7 @@ _LAZY = {
     "Trainer": "sciml.train",
     "History": "sciml.train",
     "losses": "sciml.losses",
+    "load_run": "sciml.runs",
 }
 
 __all__ = ["__version__", *_LAZY]

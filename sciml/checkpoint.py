@@ -15,6 +15,8 @@ import random
 import re
 import socket
 import tempfile
+import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["save_atomic", "load_checkpoint", "load_weights", "remove_orphans", "pid_alive", "rng_state",
-           "set_rng_state"]
+__all__ = ["save_atomic", "BackgroundSaver", "snapshot", "load_checkpoint", "load_weights", "remove_orphans",
+           "pid_alive", "rng_state", "set_rng_state"]
 
 # the writer's process id and host in each temporary file's name, so that an orphan left by a
 # killed writer can be told from a file another process is still writing
@@ -47,6 +49,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     remove_orphans(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-{_HOST}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes the file private; a checkpoint is shared like any file
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -59,6 +62,73 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
                                      f"free space in {str(path.parent)!r} or write elsewhere") from exc
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def snapshot(obj: Any) -> Any:
+    """``obj`` with every tensor copied to host memory: the state as it is now, while training changes it."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        return t.to("cpu", copy=True) if t.device.type != "cpu" else t.clone()
+    if isinstance(obj, dict):
+        return type(obj)((k, snapshot(v)) for k, v in obj.items())
+    if type(obj) in (list, tuple):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class BackgroundSaver:
+    """Write checkpoints on a thread, one save in flight, so that training does not wait for the disk.
+
+    :meth:`submit` first waits for the previous save (raising its error, if it had one), then
+    copies the state to host memory (:func:`snapshot`) and hands the writing and fsync to a
+    thread. Each file is written by :func:`save_atomic`, so a process killed during a save
+    leaves the previous complete file in place. :meth:`wait` blocks until the save in flight
+    is on disk; call it before the process ends.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.last_seconds = 0.0  # how long the latest completed save took on its thread
+
+    def submit(self, files: list[tuple[Any, str | os.PathLike]]) -> None:
+        """Save each ``(obj, path)`` of ``files``, in order, in the background."""
+        self.wait()
+        for obj, _ in files:
+            _check_plain(obj, "checkpoint")  # at once, where the caller can see it
+        copies = [(snapshot(obj), path) for obj, path in files]
+        self._thread = threading.Thread(target=self._write, args=(copies,), name="sciml-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _write(self, files: list[tuple[Any, str | os.PathLike]]) -> None:
+        t0 = time.perf_counter()
+        try:
+            for obj, path in files:
+                save_atomic(obj, path)
+        except BaseException as exc:  # raised in the training thread by the next wait
+            self._error = exc
+        self.last_seconds = time.perf_counter() - t0
+
+    def wait(self) -> None:
+        """Block until no save is in flight; raise the error of a failed one."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def _check_plain(obj: Any, where: str) -> None:
@@ -137,7 +207,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise ValueError(f"checkpoint {str(path)!r} was not loaded: it holds Python objects other than tensors "
                          f"and plain values{f' ({found.group(1)})' if found else ''}, as an older sciml checkpoint "
                          "format or an unsafe file does, and unpickling them could run code; train afresh "
-                         "(resume=False / --no-resume) or into another folder") from exc
+                         "(resume=False / sciml train --overwrite) or into another folder") from exc
     except Exception as exc:  # truncated or foreign file
         raise ValueError(f"checkpoint {str(path)!r} is not a readable sciml checkpoint: {exc}") from exc
     if not isinstance(ckpt, dict) or "solver" not in ckpt:

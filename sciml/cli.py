@@ -1,7 +1,10 @@
-"""The ``sciml`` command line: ``generate``, ``train``, ``evaluate`` and ``demo``.
+"""The ``sciml`` command line: ``generate``, ``train``, ``evaluate``, ``predict`` and ``demo``.
 
-The one module that reaches across the sub-packages (DESIGN.md). Bad input ends with exit
-status 2 and a one-line reason; ``--help`` on each command lists its options and defaults.
+The one module that reaches across the sub-packages, with :mod:`sciml.runs` (DESIGN.md). Bad
+input ends with exit status 2 and a one-line reason; ``--help`` on each command lists its
+options and defaults. ``sciml train`` reads a run config (:mod:`sciml.runs`): its flags are the
+config's keys (``--trainer.lr``), derived from the constructors' signatures, so its defaults are
+the Python API's.
 """
 from __future__ import annotations
 
@@ -12,73 +15,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
-__all__ = ["main", "build_solver", "load_run"]
+from sciml.runs import FAMILIES, UsageError, build_run, load_run, read_config, write_json
 
-FNO_FAMILY = ("fno", "tfno", "mg_tfno")  # models that take --modes, --width and --layers
+__all__ = ["main", "load_run"]
 
-
-class UsageError(ValueError):
-    """Bad input caught by the command line itself."""
-
-
-# ---------------------------------------------------------------------------- runs on disk
-def build_solver(config: dict):
-    """An OperatorSolver from a run configuration (what ``sciml train`` writes to config.json)."""
-    from sciml.operators import build_operator
-    from sciml.solvers import OperatorSolver
-
-    try:
-        operator = build_operator(config["model"], **config["model_options"])
-    except TypeError as exc:  # an option the model does not take, or a value of the wrong type
-        raise UsageError(f"model {config['model']!r} does not take its options: {exc}; check --model-option "
-                         "(and --modes, --width, --layers)") from exc
-    return OperatorSolver(operator, loss=config.get("loss", "l2"), normalize=config.get("normalize", True))
-
-
-def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu"):
-    """The trained solver of a ``sciml train`` run folder (``which`` is ``"best"`` or ``"last"``)."""
-    from sciml.checkpoint import load_checkpoint, load_weights
-
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise UsageError(f"--run {str(run_dir)!r} is not a sciml run folder (no config.json)")
-    if which not in ("best", "last"):
-        raise UsageError(f"--checkpoint must be 'best' or 'last', got {which!r}")
-    config = json.loads(config_path.read_text())
-    solver = build_solver(config)
-    path = run_dir / f"{which}.pt"
-    load_weights(solver, load_checkpoint(path, map_location=device)["solver"], path,
-                 f"{str(config_path)!r} describes another model; train the run again (sciml train --no-resume)")
-    return solver.to(device).eval(), config
-
-
-def _key_values(items, flag: str) -> dict:
-    """``KEY=VALUE`` strings as a dict, each value parsed as JSON where it is JSON."""
-    options = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} must look like KEY=VALUE, got {item!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def _model_options(args) -> dict:
-    options = _key_values(args.model_option, "--model-option")
-    flags = {"n_modes": args.modes, "hidden_channels": args.width, "n_layers": args.layers}
-    if args.model.lower() in FNO_FAMILY:
-        for key, value, default in zip(flags, flags.values(), ([12, 12], 32, 4)):
-            options.setdefault(key, list(value or default) if key == "n_modes" else value or default)
-    elif any(value is not None for value in flags.values()):
-        raise UsageError(f"--modes, --width and --layers apply to {', '.join(FNO_FAMILY)}; for --model "
-                         f"{args.model} pass its options as --model-option KEY=VALUE")
-    return options
+# keys of `sciml train` that steer the command rather than describe the run
+_CONTROL = ("config", "print_config", "overwrite", "quiet")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -103,75 +47,133 @@ def _pde_options(args) -> dict:
     return options
 
 
-def cmd_train(args) -> int:
-    from sciml import Trainer
-    from sciml.datasets import H5Dataset
+def _key_values(items, flag: str) -> dict:
+    """``KEY=VALUE`` strings as a dict, each value parsed as JSON where it is JSON."""
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
+
+def train_parser():
+    """``sciml train``'s parser: the run config's keys as flags, the Trainer's derived from its signature."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from sciml.optim import OPTIMIZERS
+    from sciml.train import SCHEDULERS, Trainer
+
+    families = ", ".join(f"{name} ({f.model or 'its own MLP'})" for name, f in FAMILIES.items())
+    p = ArgumentParser(prog="sciml train", exit_on_error=False, print_config=None,
+                       description="Train a solver of any family from a run config and flags (flags after --config "
+                                   "override it). The run folder (--out) records the resolved config; running into "
+                                   "it again resumes only with the same settings.")
+    p.add_argument("--config", action=ActionConfigFile, help="a YAML or JSON run config, e.g. examples/configs/*.yaml")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (every default filled in, shapes read from the data) and exit")
+    p.add_argument("--family", choices=tuple(FAMILIES), default="operator",
+                   help=f"what is trained; the default model of each: {families}")
+    p.add_argument("--data", type=Optional[str], default=None,
+                   help="an HDF5 file of `sciml generate` (operator: its train and test splits), or module:function "
+                        "returning a Dataset or (train, val), e.g. sciml.datasets.toy:noisy_ring")
+    p.add_argument("--data_options", type=dict[str, Any], default={},
+                   help="keyword arguments of a module:function data source (--data_options.n 1000)")
+    p.add_argument("--include_unconverged", type=bool, default=False,
+                   help="also train on samples whose solve missed the tolerance (left out by default)")
+    p.add_argument("--model", type=Optional[str], default=None,
+                   help="fno, tfno, mg_tfno, lsm, mgno, time_mlp, vector_field, or module:callable; default: the "
+                        "family's")
+    p.add_argument("--model_options", type=dict[str, Any], default={},
+                   help="the model's constructor arguments (--model_options.hidden_channels 64); unset ones take "
+                        "the constructor's defaults, channels and dimensions come from the data")
+    p.add_argument("--problem", type=Optional[str], default=None,
+                   help="pinn: burgers, convection, reaction, wave, poisson, allen_cahn, or module:function "
+                        "returning a PDEProblem")
+    p.add_argument("--problem_options", type=dict[str, Any], default={}, help="pinn: the problem's arguments")
+    p.add_argument("--collocation", type=dict[str, Any], default={},
+                   help="pinn: arguments of PINNSolver.collocation (default n_interior=2000, sampler=sobol)")
+    p.add_argument("--solver_options", type=dict[str, Any], default={},
+                   help="the family's solver arguments (operator: loss=l2, normalize=true; pinn: hidden, "
+                        "activation, hard, dtype...; diffusion: schedule, prediction); --print-config lists all")
+    # named optimizer, scheduler and device only (a config holds names); the rest as Trainer's signature has them
+    p.add_argument("--trainer.optimizer", default="adamw", help=f"one of: {', '.join(OPTIMIZERS)}")
+    p.add_argument("--trainer.scheduler", choices=SCHEDULERS, default="constant",
+                   help="cosine: to zero over the epochs (or trainer.scheduler_options.T_max); step: by gamma every "
+                        "step_size epochs")
+    p.add_argument("--trainer.device", type=Optional[str], default=None, help="default: cuda if available, else cpu")
+    p.add_class_arguments(Trainer, "trainer", skip={"solver", "checkpoint_dir", "resume", "progress", "callbacks",
+                                                    "optimizer", "scheduler", "device"})
+    p.add_argument("--init_from", type=Optional[str], default=None,
+                   help="start from the best weights of this run folder (fine-tuning) instead of fresh ones")
+    p.add_argument("--out", default="runs/train",
+                   help="run folder: config.json, checkpoints, history.json, metrics.csv, loss.png")
+    p.add_argument("--overwrite", action="store_true", help="start again in --out, removing its run files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines still print)")
+    return p
+
+
+def _train_config(argv: Sequence[str]) -> tuple[dict, dict]:
+    """(the run config, the control flags) of ``sciml train``'s arguments."""
+    from jsonargparse import ArgumentError
+
+    parser = train_parser()
+    try:
+        namespace = parser.parse_args(list(argv))
+    except ArgumentError as exc:
+        raise UsageError(" ".join(str(exc).split())) from exc
+    values = namespace.as_dict()
+    control = {key: values.pop(key, None) for key in _CONTROL}
+    return values, control
+
+
+def cmd_train(argv: Sequence[str]) -> int:
     import torch
 
-    train = H5Dataset(args.data, split="train", include_unconverged=args.include_unconverged)
-    test = H5Dataset(args.data, split="test", include_unconverged=args.include_unconverged)
-    config = {"model": args.model, "model_options": _model_options(args), "loss": args.loss, "normalize": True,
-              "data": str(Path(args.data).resolve()), "data_fingerprint": _fingerprint(train),
-              "training": {key: getattr(args, key) for key in RUN_SETTINGS},
+    from sciml import Trainer
+    from sciml.checkpoint import load_checkpoint, load_weights
+    from sciml.runs import check_resume, clear, fingerprint
+
+    config, control = _train_config(argv)
+    out = Path(config["out"])
+    seed = config["trainer"]["seed"]
+    torch.manual_seed(seed)  # before anything random is built: the seed fixes the starting weights
+    run = build_run(config)
+    record = {**run.config, "data_fingerprint": fingerprint(run.config, run.train),
               "versions": {"sciml": _version(), "torch": torch.__version__}}
-    config["model_options"].setdefault("in_channels", train.in_channels)
-    config["model_options"].setdefault("out_channels", train.out_channels)
-    out = Path(args.out)
-    previous = out / "config.json"
-    if previous.is_file() and (out / "last.pt").is_file() and not args.no_resume:
-        _check_resume(json.loads(previous.read_text()), config, out)
-    torch.manual_seed(args.seed)  # before the model is built: the seed fixes the starting weights
-    solver = build_solver(config)
+    if control["print_config"]:
+        import yaml
+
+        print(yaml.safe_dump(run.config, sort_keys=False), end="")
+        return 0
+    if control["overwrite"]:
+        clear(out)
+    elif (out / "last.pt").is_file() and (out / "config.json").is_file():
+        check_resume(read_config(out), record, out)
+    if config.get("init_from"):
+        source = Path(config["init_from"]) / "best.pt"
+        load_weights(run.solver, load_checkpoint(source)["solver"], source,
+                     "--init_from must name a run of the same family, model and options")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(previous, config)
-    trainer = Trainer(solver, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                      epochs=args.epochs, batch_size=args.batch_size, scheduler=args.scheduler,
-                      grad_clip=args.grad_clip, precision=args.precision, compile=args.compile, device=args.device,
-                      num_workers=args.num_workers, checkpoint_dir=out, resume=not args.no_resume, seed=args.seed,
-                      progress=not args.quiet, log_every=args.log_every)
-    history = trainer.fit(train, test)
-    metrics = trainer.evaluate(test)
-    if trainer.dist.is_main:
-        history.plot(out / "loss.png")
-        print(f"test {_metrics_line(metrics)}  ({len(history)} epochs, run folder {out})")
+    write_json(out / "config.json", record)
+    options = {k: v for k, v in config["trainer"].items()}
+    trainer = Trainer(run.solver, checkpoint_dir=out, progress=not control["quiet"], **options)
+    history = trainer.fit(run.train, run.val)
+    if not trainer.dist.is_main:
+        return 0
+    history.plot(out / "loss.png")
+    summary = f"({len(history)} epochs, run folder {out})"
+    if run.val is not None:
+        print(f"validation {_metrics_line(trainer.evaluate(run.val))}  {summary}")
+    elif getattr(run.solver, "problem", None) is not None and run.solver.problem.reference is not None:
+        print(f"relative L2 error against the reference {run.solver.relative_error():.4g}  {summary}")
+    else:
+        print(f"train_loss={history.last['train_loss']:.4g}  {summary}")
     return 0
-
-
-# The settings that make a run; a resume must share them (the rest, like --device, does not
-# change what is computed beyond rounding).
-RUN_SETTINGS = ("optimizer", "lr", "weight_decay", "scheduler", "epochs", "batch_size", "grad_clip",
-                "precision", "seed", "include_unconverged")
-# Schedules that do not depend on the total number of epochs: only these may be extended.
-_EXTENSIBLE = ("constant", "step")
-
-
-def _fingerprint(data) -> str:
-    """A digest of what defines a dataset file: its generator configuration and splits."""
-    import hashlib
-
-    attrs = data.attrs
-    record = {key: attrs.get(key) for key in ("config", "seed", "n_train", "n_test")}
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _check_resume(old: dict, new: dict, out: Path) -> None:
-    """Refuse to resume a run whose settings differ from the stored ones, naming them."""
-    def flat(config):
-        values = {k: v for k, v in config.items() if k not in ("training", "versions")}
-        values.update(config.get("training", {}))
-        return values
-
-    before, after = flat(old), flat(new)
-    differing = [key for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
-    if differing == ["epochs"] and after["scheduler"] in _EXTENSIBLE:
-        return  # the same run, continued (or stopped) at another epoch count
-    if differing:
-        changes = "; ".join(f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in differing)
-        why = (" (--epochs sets the length of the cosine schedule, so it cannot be extended)"
-               if "epochs" in differing and after["scheduler"] not in _EXTENSIBLE else "")
-        raise UsageError(f"--out {str(out)!r} holds a run with other settings ({changes}){why}; pass "
-                         f"--no-resume to start again there, or choose another --out")
 
 
 def cmd_evaluate(args) -> int:
@@ -180,14 +182,31 @@ def cmd_evaluate(args) -> int:
     from sciml import Trainer
     from sciml.datasets import H5Dataset
 
+    config = read_config(args.run)
+    if config.get("family", "operator") != "operator":
+        raise UsageError(f"--run {args.run!r} is a {config['family']} run; `evaluate` measures operator runs on a "
+                         "dataset (sciml predict writes any run's predictions)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    solver, _ = load_run(args.run, args.checkpoint, device=device)
-    data = H5Dataset(args.data, split=args.split, include_unconverged=args.include_unconverged)
+    solver = load_run(args.run, args.checkpoint, device=device)
+    data = H5Dataset(args.data or config["data"], split=args.split, include_unconverged=args.include_unconverged)
     metrics = Trainer(solver, device=device, batch_size=args.batch_size, progress=False).evaluate(data)
     print(f"{args.split} {_metrics_line(metrics)}  ({len(data)} samples)")
     if args.plot:
         _plot_sample(solver, data, args.plot, device)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import torch
+
+    from sciml.runs import predict
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = predict(args.run, args.out, data=args.data, split=args.split, n=args.n,
+                   sampler_options=_key_values(args.sampler_option, "--sampler-option"), resolution=args.resolution,
+                   which=args.checkpoint, device=device, batch_size=args.batch_size)
+    print(f"wrote {path}")
     return 0
 
 
@@ -201,37 +220,38 @@ def cmd_demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = args.device or "cpu"
-    torch.manual_seed(args.seed)
     print(f"[1/4] generating {args.n} Darcy problems at {args.resolution}x{args.resolution} "
           f"(FNO-paper recipe)")
     data = generate("darcy", n=args.n, n_test=args.n_test, resolution=args.resolution,
                     out=out / f"darcy{args.resolution}.h5", seed=args.seed, progress=not args.quiet)
-    train, test = H5Dataset(data, split="train"), H5Dataset(data, split="test")
+    train = H5Dataset(data, split="train")
     print(f"      solved by {train.attrs['config']['solver']} ({train.attrs['method']}), all to rtol "
           f"{train.attrs['config']['rtol']:g}" if not train.attrs["n_unconverged"] else
           f"      {train.attrs['n_unconverged']} samples did not converge ({train.attrs['method']})")
-    config = {"model": "fno", "model_options": {"n_modes": [12, 12], "hidden_channels": args.width,
-                                                "n_layers": 4, "in_channels": 1, "out_channels": 1},
-              "loss": "l2", "normalize": True, "data": str(data.resolve())}
-    run = out / "run"
-    run.mkdir(exist_ok=True)
-    _write_json(run / "config.json", config)
-    solver = build_solver(config)
-    n_params = sum(p.numel() for p in solver.parameters())
+    trainer_options = {"optimizer": "adamw", "lr": args.lr, "weight_decay": 1e-4, "epochs": args.epochs,
+                       "batch_size": 20, "scheduler": "cosine", "device": device, "seed": args.seed}
+    config = {"family": "operator", "data": str(data.resolve()), "model": "fno",
+              "model_options": {"n_modes": [12, 12], "hidden_channels": args.width, "n_layers": 4},
+              "trainer": trainer_options}
+    torch.manual_seed(args.seed)  # before the model is built
+    run = build_run(config)
+    record = {**run.config, "versions": {"sciml": _version(), "torch": torch.__version__}}
+    run_dir = out / "run"
+    run_dir.mkdir(exist_ok=True)
+    write_json(run_dir / "config.json", record)
+    n_params = sum(p.numel() for p in run.solver.parameters())
     print(f"[2/4] training an FNO ({n_params:,} parameters) for {args.epochs} epochs on {device}: "
-          f"{len(train)} train / {len(test)} test samples")
+          f"{len(run.train)} train / {len(run.val)} test samples")
     t0 = time.perf_counter()
-    trainer = Trainer(solver, optimizer="adamw", lr=args.lr, weight_decay=1e-4, epochs=args.epochs, batch_size=20,
-                      scheduler="cosine", device=device, checkpoint_dir=run, seed=args.seed,
-                      progress=not args.quiet)
-    history = trainer.fit(train, test)
+    trainer = Trainer(run.solver, checkpoint_dir=run_dir, progress=not args.quiet, **trainer_options)
+    history = trainer.fit(run.train, run.val)
     seconds = time.perf_counter() - t0
-    metrics = trainer.evaluate(test)
+    metrics = trainer.evaluate(run.val)
     print(f"[3/4] held-out relative L2 error: {metrics['rel_l2']:.2%}  (relative H1 {metrics['rel_h1']:.2%}; "
           f"{seconds:.0f} s of training)")
-    png = _plot_sample(solver, test, out / "demo.png", device, history)
-    _write_json(out / "metrics.json", {**metrics, "train_seconds": seconds, "epochs": len(history),
-                                       "parameters": n_params})
+    png = _plot_sample(run.solver, run.val, out / "demo.png", device, history)
+    write_json(out / "metrics.json", {**metrics, "train_seconds": seconds, "epochs": len(history),
+                                      "parameters": n_params})
     print(f"[4/4] wrote {png} and {out / 'metrics.json'}")
     return 0
 
@@ -249,12 +269,6 @@ def _metrics_line(metrics: dict) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -262,24 +276,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):  # "nan" and "inf" parse as floats
-        raise argparse.ArgumentTypeError(f"expected a finite non-negative number, got {text}")
     return value
 
 
@@ -321,52 +321,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace an existing file of another configuration")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+    # parsed by train_parser (jsonargparse); listed here for `sciml --help`
+    sub.add_parser("train", help="train any solver family from a run config and flags (see sciml train --help)",
+                   add_help=False)
 
-    t = sub.add_parser("train", help="train a neural operator on an HDF5 dataset", formatter_class=defaults)
-    t.add_argument("--data", required=True, help="HDF5 file written by `sciml generate`")
-    t.add_argument("--include-unconverged", action="store_true",
-                   help="also train on samples whose solve missed the tolerance (left out by default)")
-    t.add_argument("--model", default="fno", help="operator name (see sciml.operators.OPERATORS)")
-    t.add_argument("--modes", type=_positive_int, nargs="+", default=None,
-                   help="FNO/TFNO/MG-TFNO n_modes per axis (default 12 12)")
-    t.add_argument("--width", type=_positive_int, default=None, help="FNO/TFNO/MG-TFNO hidden channels (default 32)")
-    t.add_argument("--layers", type=_positive_int, default=None, help="FNO/TFNO/MG-TFNO Fourier layers (default 4)")
-    t.add_argument("--model-option", action="append", metavar="KEY=VALUE",
-                   help="any other constructor argument of the model (VALUE parsed as JSON); repeatable")
-    t.add_argument("--loss", choices=("l2", "h1", "mse"), default="l2")
-    t.add_argument("--optimizer", default="adamw")
-    t.add_argument("--lr", type=_positive_float, default=1e-3)
-    t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4)
-    t.add_argument("--scheduler", choices=("constant", "cosine", "step"), default="cosine")
-    t.add_argument("--epochs", type=_positive_int, default=100,
-                   help="total epochs; a resumed run continues up to this number, and may raise it with the "
-                        "constant or step scheduler (cosine's length is set by it)")
-    t.add_argument("--batch-size", type=_positive_int, default=20)
-    t.add_argument("--grad-clip", type=_positive_float, default=None)
-    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    t.add_argument("--compile", action="store_true", help="torch.compile the training objective")
-    t.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    t.add_argument("--num-workers", type=_nonnegative_int, default=0)
-    t.add_argument("--out", default="runs/train", help="run folder: config, checkpoints, history, loss plot")
-    t.add_argument("--no-resume", action="store_true",
-                   help="start afresh even if --out holds a checkpoint (a resume must share every setting)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=_nonnegative_int, default=10,
-                   help="print an epoch summary every N epochs (0: never)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(func=cmd_train)
-
-    e = sub.add_parser("evaluate", help="evaluate a trained run on a dataset", formatter_class=defaults)
+    e = sub.add_parser("evaluate", help="evaluate a trained operator run on a dataset", formatter_class=defaults)
     e.add_argument("--run", required=True, help="run folder written by `sciml train`")
-    e.add_argument("--data", required=True, help="HDF5 dataset")
+    e.add_argument("--data", default=None, help="HDF5 dataset (default: the run's own)")
     e.add_argument("--split", choices=("train", "test", "all"), default="test")
     e.add_argument("--include-unconverged", action="store_true",
                    help="also evaluate samples whose solve missed the tolerance (left out by default)")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best")
     e.add_argument("--batch-size", type=_positive_int, default=32)
-    e.add_argument("--device", default=None)
+    e.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     e.add_argument("--plot", default=None, help="write a PNG of the first sample's prediction here")
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="write a trained run's predictions to an HDF5 file", formatter_class=defaults)
+    r.add_argument("--run", required=True, help="run folder written by `sciml train`")
+    r.add_argument("--out", required=True, help="HDF5 file to write (operator runs: the layout of `generate`)")
+    r.add_argument("--data", default=None, help="operator, neural_ode: the inputs (default: the run's own data)")
+    r.add_argument("--split", choices=("train", "test", "all"), default="test", help="operator: which samples")
+    r.add_argument("--n", type=_positive_int, default=100, help="diffusion, rectified_flow: samples to draw")
+    r.add_argument("--sampler-option", action="append", metavar="KEY=VALUE",
+                   help="diffusion, rectified_flow: an argument of solver.sample, e.g. sampler=ddim or steps=50")
+    r.add_argument("--resolution", type=_positive_int, default=101,
+                   help="pinn without reference points: grid points per axis")
+    r.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    r.add_argument("--batch-size", type=_positive_int, default=32)
+    r.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="generate Darcy data, train an FNO, evaluate and plot (CPU, minutes)",
                        formatter_class=defaults)
@@ -379,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--lr", type=_positive_float, default=3e-3)
     d.add_argument("--device", default="cpu")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--quiet", action="store_true", help="no progress bars (step and epoch lines still print)")
     d.set_defaults(func=cmd_demo)
     return parser
 
@@ -391,16 +375,24 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
     try:
+        if command == "train":  # its own parser: configs, and flags derived from signatures
+            if "-h" in argv[1:] or "--help" in argv[1:]:
+                train_parser().print_help()
+                return 0
+            return cmd_train(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ValueError, TypeError, OSError, FloatingPointError) as exc:  # OSError: missing files, a full disk...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"sciml {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError, FloatingPointError, ImportError) as exc:
+        # OSError: missing files, a full disk...; ImportError: a module:function that does not import
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        print(f"sciml {command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"sciml {args.command}: interrupted", file=sys.stderr)
+        print(f"sciml {command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -38,7 +38,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from sciml.solver import Solver
 
-__all__ = ["NeuralODESolver", "dopri5_heuristics"]
+__all__ = ["NeuralODESolver", "VectorField", "dopri5_heuristics"]
 
 REGULARIZATIONS = ("error", "stiffness")
 
@@ -55,6 +55,27 @@ _A = (
 _C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
 _B5 = _A[6] + (0.0,)
 _B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
+
+
+class VectorField(nn.Module):
+    """f(t, y) as a multilayer perceptron of y ``(B, dim)`` (and of t with ``time=True``): tanh layers."""
+
+    def __init__(self, dim: int, hidden: int = 64, depth: int = 2, time: bool = False):
+        super().__init__()
+        for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.time = bool(time)
+        layers, width = [], dim + self.time
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.Tanh()]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, dim))
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        if self.time:
+            y = torch.cat([y, t.to(y.dtype).expand(y.shape[0], 1)], dim=1)
+        return self.net(y)
 
 
 class _Counted(nn.Module):

@@ -289,9 +289,9 @@ def test_unconverged_samples_can_be_kept_from_the_command_line(data, tmp_path, c
         f["solver/converged"][...] = converged
 
     path = _copy_with(data, tmp_path / "flagged.h5", flag_test_split)
-    train = ["train", "--data", str(path), "--epochs", "1", "--width", "4", "--modes", "2", "2",
-             "--layers", "1", "--quiet"]
+    train = ["train", "--data", str(path), "--trainer.epochs", "1", "--model_options.hidden_channels", "4",
+             "--model_options.n_modes", "[2, 2]", "--model_options.n_layers", "1", "--quiet"]
     with pytest.warns(RuntimeWarning, match="left out"):
         assert main([*train, "--out", str(tmp_path / "a")]) == 2
     assert "empty" in capsys.readouterr().err
-    assert main([*train, "--out", str(tmp_path / "b"), "--include-unconverged"]) == 0
+    assert main([*train, "--out", str(tmp_path / "b"), "--include_unconverged", "true"]) == 0

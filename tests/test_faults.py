@@ -266,10 +266,10 @@ def test_a_nan_optimizer_option_is_refused_also_where_torch_would_take_it():
 
 
 def test_cli_refuses_a_nan_weight_decay_before_writing_anything(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--data", str(tmp_path / "d.h5"), "--out", str(tmp_path / "run"), "--weight-decay", "nan"])
+    code = main(["train", "--data", str(tmp_path / "d.h5"), "--out", str(tmp_path / "run"), "--trainer.weight_decay",
+                 "nan"])
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "--weight-decay" in err and "got nan" in err
+    assert code == 2 and err.count("\n") == 1 and "trainer.weight_decay" in err and "nan" in err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -330,8 +330,9 @@ def darcy64(tmp_path_factory):
 
 
 def _train(data, out, *extra):
-    return main(["train", "--data", str(data), "--out", str(out), "--modes", "4", "4", "--width", "4", "--layers", "1",
-                 "--epochs", "1", "--batch-size", "8", "--quiet", *extra])
+    return main(["train", "--data", str(data), "--out", str(out), "--model_options.n_modes", "[4, 4]",
+                 "--model_options.hidden_channels", "4", "--model_options.n_layers", "1", "--trainer.epochs", "1",
+                 "--trainer.batch_size", "8", "--quiet", *extra])
 
 
 def _one_line_error(capsys, command, *fragments):
@@ -346,13 +347,13 @@ def test_cli_trains_on_float64_data_and_names_a_checkpoint_of_another_model(tmp_
 
     with h5py.File(darcy64) as f:
         assert f["inputs"].dtype == np.float64
-    assert _train(darcy64, tmp_path / "a") == 0 and _train(darcy64, tmp_path / "b", "--width", "6") == 0
+    assert _train(darcy64, tmp_path / "a") == 0 and _train(darcy64, tmp_path / "b", "--model_options.hidden_channels", "6") == 0
     capsys.readouterr()
     before = (tmp_path / "a" / "last.pt").read_bytes()
     shutil.copy(tmp_path / "b" / "last.pt", tmp_path / "a" / "last.pt")
     shutil.copy(tmp_path / "b" / "best.pt", tmp_path / "a" / "best.pt")
     assert _train(darcy64, tmp_path / "a") == 2  # same settings: the resume reads last.pt
-    _one_line_error(capsys, "train", "last.pt", "another model", "--no-resume")
+    _one_line_error(capsys, "train", "last.pt", "another model", "--overwrite")
     assert main(["evaluate", "--run", str(tmp_path / "a"), "--data", str(darcy64)]) == 2
     _one_line_error(capsys, "evaluate", "best.pt", "another model")
     assert before != (tmp_path / "a" / "last.pt").read_bytes()  # the copy is left for the user to judge
@@ -364,16 +365,16 @@ def test_cli_refuses_a_resume_with_another_optimizer_or_scheduler(tmp_path, caps
     before = (run / "last.pt").read_bytes()
     capsys.readouterr()
     # the run folder's record refuses them first (the Trainer's own check is tested above)
-    assert _train(darcy64, run, "--optimizer", "sgd") == 2
-    _one_line_error(capsys, "train", "optimizer: 'adamw' -> 'sgd'", "--no-resume")
-    assert _train(darcy64, run, "--scheduler", "constant") == 2  # was a KeyError
-    _one_line_error(capsys, "train", "scheduler: 'cosine' -> 'constant'")
+    assert _train(darcy64, run, "--trainer.optimizer", "sgd") == 2
+    _one_line_error(capsys, "train", "optimizer: 'adamw' -> 'sgd'", "--overwrite")
+    assert _train(darcy64, run, "--trainer.scheduler", "cosine") == 2  # was a KeyError
+    _one_line_error(capsys, "train", "scheduler: 'constant' -> 'cosine'")
     assert (run / "last.pt").read_bytes() == before
 
 
 def test_cli_names_an_unknown_model_option_and_writes_nothing(tmp_path, capsys, darcy64):
-    assert _train(darcy64, tmp_path / "run", "--model-option", "foo=1") == 2
-    _one_line_error(capsys, "train", "unexpected keyword argument 'foo'", "--model-option")
+    assert _train(darcy64, tmp_path / "run", "--model_options.foo", "1") == 2
+    _one_line_error(capsys, "train", "unexpected keyword argument 'foo'", "hidden_channels")
     assert not (tmp_path / "run").exists()
 
 
