@@ -4,6 +4,7 @@
     python -m benchmarks.darcy --setting full             # GPU, the FNO paper's protocol
     python -m benchmarks.darcy --setting full --until-epoch 100   # one part of a split run
     python -m benchmarks.darcy --setting full --models lsm        # one model; the others' rows are kept
+    python -m benchmarks.darcy --setting full --validate --out-dir DIR  # test error every epoch, results in DIR
 
 Data (Li et al., ICLR 2021, Sec. 5.2): −∇·(a∇u) = 1 on (0,1)², u = 0 on the boundary, ``a``
 thresholded from a GRF to two values, solved on 421² and subsampled; 1000 training and 100
@@ -40,8 +41,11 @@ the figure is the model's: parameters, optimizer state, activations). Every part
 run is recorded with its device, epochs, seconds and peak; a model trained on more than one
 device is flagged ``mixed_devices``. On a GPU the TF32 settings are recorded too.
 
-Results go to ``benchmarks/results/darcy_<device>_<setting>_<grid>.{json,md}``; rows are merged
-by model into an existing file, so a run of some models keeps the others' rows. The papers'
+``--validate`` evaluates the test split after every epoch, so the checkpoint folder's
+``history.json`` holds a validation history per epoch (``val_rel_l2``) even for a run cut short.
+
+Results go to ``benchmarks/results/darcy_<device>_<setting>_<grid>.{json,md}`` (or ``--out-dir``);
+rows are merged by model into an existing file, so a run of some models keeps the others' rows. The papers'
 figures, and the verdict "met" or "short by", are given at 85² in the full setting only.
 """
 from __future__ import annotations
@@ -108,6 +112,14 @@ def recipe(setting: str) -> dict:
     return train
 
 
+def checkpoint_folder(work: str | Path, setting: str, name: str, data: dict) -> Path:
+    """Where a model's checkpoints and ``history.json`` go; changed data, model or recipe get a
+    fresh folder instead of resuming a stale one."""
+    config = SETTINGS[setting]["models"][name]
+    tag = hashlib.sha1(json.dumps([data, config, recipe(setting)], sort_keys=True).encode()).hexdigest()[:8]
+    return Path(work) / setting / f"{name}_{data['resolution']}_{tag}"
+
+
 def dataset(data: dict, work: Path) -> Path:
     """The Darcy file of a data configuration (generated once; an interrupted generation resumes)."""
     from sciml.datasets import generate
@@ -154,7 +166,7 @@ def device_name(device: str, threads: int) -> str:
 
 
 def train_one(name: str, setting: str, data: dict, path: str, work: str, device: str, until: int | None,
-              threads: int) -> dict:
+              threads: int, validate: bool = False) -> dict:
     """Train (or resume) one model and evaluate it on the test split; runs in a child process."""
     import torch
 
@@ -166,9 +178,7 @@ def train_one(name: str, setting: str, data: dict, path: str, work: str, device:
     importlib.import_module(OPERATORS[name][0])  # imports (neuraloperator's: ~100 MB) stay out of the peak
     torch.set_num_threads(threads)
     train_recipe, config = recipe(setting), SETTINGS[setting]["models"][name]
-    # changed data, model or recipe get a fresh checkpoint folder instead of resuming a stale one
-    tag = hashlib.sha1(json.dumps([data, config, train_recipe], sort_keys=True).encode()).hexdigest()[:8]
-    checkpoints = Path(work) / setting / f"{name}_{data['resolution']}_{tag}"
+    checkpoints = checkpoint_folder(work, setting, name, data)
     train, test = H5Dataset(path, split="train"), H5Dataset(path, split="test")
     data_mib = sum(t.numel() * t.element_size() for t in train[0].values()) * len(train) / 2**20
     done = len(json.loads((checkpoints / "history.json").read_text())) if (checkpoints / "history.json").exists() else 0
@@ -185,7 +195,7 @@ def train_one(name: str, setting: str, data: dict, path: str, work: str, device:
                       scheduler_options={"step_size": train_recipe["step_size"], "gamma": 0.5}, device=device,
                       preload=True, checkpoint_dir=checkpoints, progress=False)
     with _ResidentPeak() as resident:
-        history = trainer.fit(train)
+        history = trainer.fit(train, test if validate else None)
     peak = torch.cuda.max_memory_allocated(device) if gpu else resident.peak
     base = base if gpu else resident.base
     metrics = trainer.evaluate(test)
@@ -245,7 +255,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per model (default: 1 on the CPU, torch's default on a GPU)")
     parser.add_argument("--work-dir", default="runs/darcy_benchmark", help="data and checkpoints")
+    parser.add_argument("--validate", action="store_true",
+                        help="evaluate the test split after every epoch (a validation history per epoch)")
+    parser.add_argument("--out-dir", default=str(RESULTS), help="where the .json and .md go")
     args = parser.parse_args(argv)
+    results = Path(args.out_dir)
 
     work = Path(args.work_dir)
     device = torch.device(args.device)
@@ -257,8 +271,8 @@ def main(argv=None) -> dict:
     print(f"data {path} ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     stem = f"darcy_{device.type}_{args.setting}_{grid}"
-    RESULTS.mkdir(exist_ok=True)
-    earlier = json.loads((RESULTS / f"{stem}.json").read_text()) if (RESULTS / f"{stem}.json").exists() else {}
+    results.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads((results / f"{stem}.json").read_text()) if (results / f"{stem}.json").exists() else {}
     # merged by model: the other models' rows are kept, if they were trained on the same data and recipe
     same = json.dumps([earlier.get("data"), earlier.get("train")], sort_keys=True) == \
         json.dumps([data, recipe(args.setting)], sort_keys=True)
@@ -270,7 +284,7 @@ def main(argv=None) -> dict:
         # a fresh process per model, so that its peak memory is its own; its errors are raised here
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows[name] = pool.submit(train_one, name, args.setting, data, str(path), str(work), args.device,
-                                     args.until_epoch, threads).result()
+                                     args.until_epoch, threads, args.validate).result()
         print(table([rows[name]]).splitlines()[-1], flush=True)
     rows = [rows[m] for m in MODELS if m in rows]
 
@@ -283,7 +297,7 @@ def main(argv=None) -> dict:
            "rows": rows}
     if device.type == "cuda":  # as the training processes saw them (each part records its own)
         out["tf32"] = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
+    (results / f"{stem}.json").write_text(json.dumps(out, indent=1))
     paper_grid = args.setting == "full" and grid == PAPER_GRID
     header = (f"# Darcy benchmark, {args.setting} setting ({grid}², {', '.join(devices)}, "
               f"torch {torch.__version__})\n\n"
@@ -297,8 +311,8 @@ def main(argv=None) -> dict:
                           f"short by {100 * (r['rel_l2'] / r['paper_rel_l2'] - 1):.0f}%")
                        + ("" if r["epochs"] == r["of_epochs"] else f" (after {r['epochs']} of {r['of_epochs']} epochs)")
                        + "\n" for r in rows if paper_grid and r["paper_rel_l2"])
-    (RESULTS / f"{stem}.md").write_text(header + table(rows) + "\n" + (f"\n{verdicts}" if verdicts else ""))
-    print("\n" + table(rows) + (f"\n\n{verdicts}" if verdicts else "") + f"\nwrote {RESULTS / stem}.{{json,md}}")
+    (results / f"{stem}.md").write_text(header + table(rows) + "\n" + (f"\n{verdicts}" if verdicts else ""))
+    print("\n" + table(rows) + (f"\n\n{verdicts}" if verdicts else "") + f"\nwrote {results / stem}.{{json,md}}")
     return out
 
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.datagen [--quick] [--cases darcy_lognormal helmholtz ...] [--device cuda]
     python -m benchmarks.datagen --pipeline [--quick] [--device cuda]
+    python -m benchmarks.datagen --pipeline --end-to-end-only --chunk-sizes 32 --samples 128 --threads 2
 
 ``--pipeline`` measures ``generate()`` itself on 128² binary Darcy (130² nodes): the writer
 alone, fed ready arrays, with every compression choice against the previous writer (an
@@ -10,7 +11,9 @@ one thread, after the run), with file sizes; and the whole pipeline at chunk siz
 1024: end-to-end samples/s, the solve-only rate (samples over the seconds of the solve stage,
 measured in the same run) and their ratio, and the seconds of every stage
 (``solver/stage_seconds``). On CUDA it adds the CPU ``generate()`` on 2 threads as the
-baseline in the same run.
+baseline in the same run. ``--end-to-end-only`` leaves out the writer alone; ``--samples``,
+``--chunk-sizes`` and ``--threads`` size a run to a time limit (``benchmarks.gpu`` measures its
+CPU baseline so, in a process of its own).
 
 For each case (a PDE family at a size), the systems of ``n`` samples are assembled once and
 solved by every method below; the reference solution is the sparse direct solve. Reported:
@@ -61,6 +64,7 @@ from sciml.datasets.writer import STAGES, BackgroundWriter, DatasetWriter
 
 RESULTS = Path(__file__).parent / "results"
 RTOL = 1e-8
+DEFAULT_THREADS = torch.get_num_threads()  # before --threads: a run on other threads is named so
 GMRES_CAP = 10_000  # SKR's iteration cap for its GMRES baseline
 
 # case -> (pde, options, nodes per side incl. boundary, samples). The SKR cases have the
@@ -359,10 +363,11 @@ def writer_rows(device, chunk=256, chunks=8, repeats=3):
     return rows
 
 
-def pipeline_rows(device, chunk_sizes):
-    """``generate()`` end to end at each chunk size, with its stage seconds."""
+def pipeline_rows(device, chunk_sizes, samples=None):
+    """``generate()`` end to end at each chunk size (``samples`` each, default by device and
+    chunk), with its stage seconds."""
     rows = []
-    runs = [(device, c, max(2 * c, 2048 if device.type == "cuda" else 256)) for c in chunk_sizes]
+    runs = [(device, c, samples or max(2 * c, 2048 if device.type == "cuda" else 256)) for c in chunk_sizes]
     if device.type == "cuda":
         runs.append((torch.device("cpu"), 32, 128))  # the CPU baseline of the same run
     with tempfile.TemporaryDirectory() as folder:
@@ -403,12 +408,13 @@ def _pipeline_table(writer, rows, device):
     lines = ["# generate() as a pipeline: the writer alone, and end to end", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} "
              f"torch thread(s), device {device}, torch {torch.__version__}. 128² binary Darcy "
-             f"(130² nodes), rtol {RTOL:g}, `generate()` defaults.", "",
-             "## The writer alone, fed ready arrays (8 chunks of 256 pairs of 130² float32 fields "
-             "plus diagnostics; median of 3)", "",
-             "| writer | pairs/s | × previous writer | file MB |", "|---|---|---|---|"]
-    lines += [f"| {r['writer']} | {r['pairs_per_s']:.0f} | {r['speed_vs_previous']:.2f} | "
-              f"{r['file_mb']:.1f} |" for r in writer]
+             f"(130² nodes), rtol {RTOL:g}, `generate()` defaults."]
+    if writer:
+        lines += ["", "## The writer alone, fed ready arrays (8 chunks of 256 pairs of 130² float32 "
+                  "fields plus diagnostics; median of 3)", "",
+                  "| writer | pairs/s | × previous writer | file MB |", "|---|---|---|---|"]
+        lines += [f"| {r['writer']} | {r['pairs_per_s']:.0f} | {r['speed_vs_previous']:.2f} | "
+                  f"{r['file_mb']:.1f} |" for r in writer]
     lines += ["", "## End to end (writer thread overlapped with the solves: stage seconds add up "
               "to more than the wall time)", "",
               "| device | chunk | n | samples/s | solve-only samples/s | end-to-end / solve-only "
@@ -423,10 +429,16 @@ def _pipeline_table(writer, rows, device):
     return "\n".join(lines) + "\n"
 
 
-def pipeline_main(device, quick, out):
-    writer = writer_rows(device, repeats=1 if quick else 3)
-    rows = pipeline_rows(device, (32, 256) if quick else (32, 256, 1024))
+def pipeline_main(device, quick, out, chunk_sizes=None, samples=None, writer=True):
+    """The writer alone (unless ``writer`` is false) and ``generate()`` end to end; a run sized by
+    ``chunk_sizes`` or ``samples``, or without the writer, gets file names of its own."""
     stem = f"datagen_pipeline{'_quick' if quick else ''}_{device.type}"
+    stem += "" if writer else "_end_to_end"
+    stem += f"_chunks{'-'.join(map(str, chunk_sizes))}" if chunk_sizes else ""
+    stem += f"_n{samples}" if samples else ""
+    stem += f"_threads{torch.get_num_threads()}" if torch.get_num_threads() != DEFAULT_THREADS else ""
+    writer = writer_rows(device, repeats=1 if quick else 3) if writer else []
+    rows = pipeline_rows(device, chunk_sizes or ((32, 256) if quick else (32, 256, 1024)), samples)
     (out / f"{stem}.json").write_text(json.dumps({"writer": writer, "pipeline": rows}, indent=1))
     table = _pipeline_table(writer, rows, device)
     (out / f"{stem}.md").write_text(table)
@@ -438,10 +450,26 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, minutes on 2 CPU cores")
     parser.add_argument("--pipeline", action="store_true",
                         help="generate() itself: the writer alone and the stages end to end")
+    parser.add_argument("--end-to-end-only", action="store_true",
+                        help="--pipeline: generate() end to end only, not the writer alone")
+    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=None,
+                        help="--pipeline: chunk sizes of the end-to-end runs (default 32 256 [1024])")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="--pipeline: samples per end-to-end run (default by device and chunk size)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--cases", nargs="+", default=None, choices=sorted(FULL))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
+    for name in ("samples", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.chunk_sizes and min(args.chunk_sizes) < 1:
+        parser.error(f"--chunk-sizes must be positive integers, got {args.chunk_sizes}")
+    if not args.pipeline and (args.end_to_end_only or args.chunk_sizes or args.samples):
+        parser.error("--end-to-end-only, --chunk-sizes and --samples need --pipeline")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = QUICK if args.quick else FULL
     rows = []
@@ -451,7 +479,8 @@ def main(argv=None):
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if args.pipeline:
-        return pipeline_main(device, args.quick, out)
+        return pipeline_main(device, args.quick, out, args.chunk_sizes, args.samples,
+                             writer=not args.end_to_end_only)
     for name in args.cases or cases:
         rows += run_case(name, *cases[name], device)
         # Written after every case, so an interrupted run keeps what it measured.
