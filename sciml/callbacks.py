@@ -136,6 +136,8 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0, mode: str = "min"):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a history column such as 'val_loss', got {monitor!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         nonnegative_int("patience", patience)
@@ -143,11 +145,26 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, float(min_delta), mode
         self.stopped_epoch: int | None = None
 
+    def on_fit_start(self, trainer: Trainer, start_epoch: int) -> None:
+        if self.monitor.startswith("val_") and not trainer.validates:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but fit was given no validation data; pass "
+                           "val data or monitor 'train_loss'")
+        if trainer.history.rows and self._stalled(trainer):  # a resumed run that had stopped stays stopped
+            trainer.should_stop = True
+
     def on_epoch_end(self, trainer: Trainer, row: dict) -> None:
         if self.monitor not in row:
             known = sorted(k for k in row if isinstance(row[k], float))
             raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which the run does not record; "
                            f"columns: {known}")
+        if self._stalled(trainer):
+            self.stopped_epoch = row["epoch"]
+            trainer.should_stop = True
+            trainer._say(f"early stopping at epoch {row['epoch']}: {self.monitor} has not improved by more than "
+                         f"{self.min_delta:g} for {self.patience} epochs")
+
+    def _stalled(self, trainer: Trainer) -> bool:
+        """Has the history gone ``patience`` epochs without an improvement?"""
         sign = 1.0 if self.mode == "min" else -1.0
         best, since = math.inf, 0
         for value in trainer.history[self.monitor]:
@@ -156,8 +173,4 @@ class EarlyStopping(Callback):
                 best, since = value, 0
             else:
                 since += 1
-        if since and since >= self.patience:
-            self.stopped_epoch = row["epoch"]
-            trainer.should_stop = True
-            trainer._say(f"early stopping at epoch {row['epoch']}: {self.monitor} has not improved by more than "
-                         f"{self.min_delta:g} for {self.patience} epochs")
+        return since > 0 and since >= self.patience

@@ -106,8 +106,13 @@ def train_parser():
                    help="cosine: to zero over the epochs (or trainer.scheduler_options.T_max); step: by gamma every "
                         "step_size epochs")
     p.add_argument("--trainer.device", type=Optional[str], default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--trainer.optimizer_options", type=Optional[dict[str, Any]], default=None,
+                   help="extra arguments of the optimizer (--trainer.optimizer_options.momentum 0.9)")
+    p.add_argument("--trainer.scheduler_options", type=Optional[dict[str, Any]], default=None,
+                   help="cosine: T_max, eta_min; step: step_size, gamma (--trainer.scheduler_options.T_max 100)")
     p.add_class_arguments(Trainer, "trainer", skip={"solver", "checkpoint_dir", "resume", "progress", "callbacks",
-                                                    "optimizer", "scheduler", "device"})
+                                                    "optimizer", "scheduler", "device", "optimizer_options",
+                                                    "scheduler_options"})
     p.add_argument("--init_from", type=Optional[str], default=None,
                    help="start from the best weights of this run folder (fine-tuning) instead of fresh ones")
     p.add_argument("--out", default="runs/train",
@@ -123,12 +128,58 @@ def _train_config(argv: Sequence[str]) -> tuple[dict, dict]:
 
     parser = train_parser()
     try:
-        namespace = parser.parse_args(list(argv))
+        namespace = parser.parse_args(_read_config_files(argv))
     except ArgumentError as exc:
         raise UsageError(" ".join(str(exc).split())) from exc
     values = namespace.as_dict()
     control = {key: values.pop(key, None) for key in _CONTROL}
+    if not isinstance(values.get("trainer"), dict):
+        raise UsageError(f"trainer must be a mapping of Trainer arguments, got {values.get('trainer')!r}")
+    for key in ("data_options", "model_options", "problem_options", "collocation", "solver_options"):
+        if not isinstance(values.get(key) or {}, dict):
+            raise UsageError(f"{key} must be a mapping of arguments, got {values[key]!r}")
+    out = values.get("out")
+    if not isinstance(out, str) or not out.strip():
+        raise UsageError(f"--out must name a run folder, got {out!r}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out!r} is a file; a run folder is a directory")
     return values, control
+
+
+# keys a run folder's config.json records beside the config itself
+_RECORD_ONLY = ("data_fingerprint", "versions")
+
+
+def _read_config_files(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each ``--config FILE`` read here: a mapping is required, and a run's config.json
+    is accepted as it is (its record-only keys dropped)."""
+    import yaml
+
+    argv, out = list(argv), []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name == "--config" and (eq or i + 1 < len(argv)):
+            if not eq:
+                i += 1
+                value = argv[i]
+            path = Path(value)
+            if not path.is_file():
+                raise UsageError(f"--config {value!r} is not a file")
+            try:
+                content = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:
+                raise UsageError(f"--config {value!r} is not YAML or JSON: {' '.join(str(exc).split())}") from exc
+            if not isinstance(content, dict) or not content:
+                raise UsageError(f"--config {value!r} must hold a mapping of run settings (family, data, model, "
+                                 f"trainer...), got {type(content).__name__}")
+            content = {k: v for k, v in content.items() if k not in _RECORD_ONLY}
+            out += ["--config", json.dumps(content)]
+        else:
+            out.append(arg)
+        i += 1
+    return out
 
 
 def cmd_train(argv: Sequence[str]) -> int:
@@ -140,9 +191,15 @@ def cmd_train(argv: Sequence[str]) -> int:
 
     config, control = _train_config(argv)
     out = Path(config["out"])
+    if config.get("init_from"):
+        config["init_from"] = str(Path(config["init_from"]).resolve())
     seed = config["trainer"]["seed"]
-    torch.manual_seed(seed)  # before anything random is built: the seed fixes the starting weights
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        torch.manual_seed(seed)  # before anything random is built: the seed fixes the starting weights
     run = build_run(config)
+    # every check before anything on disk changes: the Trainer's arguments, then one loss evaluation
+    trainer = Trainer(run.solver, checkpoint_dir=out, progress=not control["quiet"], **config["trainer"])
+    _dry_run(run)
     record = {**run.config, "data_fingerprint": fingerprint(run.config, run.train),
               "versions": {"sciml": _version(), "torch": torch.__version__}}
     if control["print_config"]:
@@ -150,18 +207,21 @@ def cmd_train(argv: Sequence[str]) -> int:
 
         print(yaml.safe_dump(run.config, sort_keys=False), end="")
         return 0
-    if control["overwrite"]:
-        clear(out)
-    elif (out / "last.pt").is_file() and (out / "config.json").is_file():
+    resuming = not control["overwrite"] and (out / "last.pt").is_file() and (out / "config.json").is_file()
+    if resuming:
         check_resume(read_config(out), record, out)
-    if config.get("init_from"):
+        done = load_checkpoint(out / "last.pt")["epoch"]
+        if config["trainer"]["epochs"] < done:
+            raise UsageError(f"--out {str(out)!r} holds a run of {done} epochs already; --trainer.epochs "
+                             f"{config['trainer']['epochs']} would undo them (pass --overwrite to start again)")
+    elif config.get("init_from"):  # a fresh run from another run's weights (a resume has its own)
         source = Path(config["init_from"]) / "best.pt"
         load_weights(run.solver, load_checkpoint(source)["solver"], source,
                      "--init_from must name a run of the same family, model and options")
+    if control["overwrite"]:
+        clear(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", record)
-    options = {k: v for k, v in config["trainer"].items()}
-    trainer = Trainer(run.solver, checkpoint_dir=out, progress=not control["quiet"], **options)
     history = trainer.fit(run.train, run.val)
     if not trainer.dist.is_main:
         return 0
@@ -174,6 +234,24 @@ def cmd_train(argv: Sequence[str]) -> int:
     else:
         print(f"train_loss={history.last['train_loss']:.4g}  {summary}")
     return 0
+
+
+def _dry_run(run) -> None:
+    """One loss evaluation of a copy of the solver on three samples, so that a model that does not fit
+    the data fails here, in one line, before the run folder is touched."""
+    import copy
+
+    from torch.utils.data import Subset, default_collate
+
+    few = Subset(run.train, range(min(3, len(run.train))))
+    try:
+        probe = copy.deepcopy(run.solver)
+        probe.prepare(few)
+        probe.loss(default_collate([few[i] for i in range(len(few))]))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"the model does not fit the data ({first}); check model, model_options and "
+                         "solver_options against the data (sciml train ... --print-config shows them)") from exc
 
 
 def cmd_evaluate(args) -> int:
@@ -205,7 +283,7 @@ def cmd_predict(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = predict(args.run, args.out, data=args.data, split=args.split, n=args.n,
                    sampler_options=_key_values(args.sampler_option, "--sampler-option"), resolution=args.resolution,
-                   which=args.checkpoint, device=device, batch_size=args.batch_size)
+                   which=args.checkpoint, device=device, batch_size=args.batch_size, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -283,8 +361,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, as every other error of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sciml", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sciml", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sciml {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     defaults = argparse.ArgumentDefaultsHelpFormatter
@@ -350,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", choices=("best", "last"), default="best")
     r.add_argument("--batch-size", type=_positive_int, default=32)
     r.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="generate Darcy data, train an FNO, evaluate and plot (CPU, minutes)",
@@ -383,10 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 train_parser().print_help()
                 return 0
             return cmd_train(argv[1:])
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or a bad argument already reported in one line
+            return int(exc.code or 0)
         return args.func(args)
-    except (ValueError, TypeError, KeyError, OSError, FloatingPointError, ImportError) as exc:
-        # OSError: missing files, a full disk...; ImportError: a module:function that does not import
+    except (ValueError, TypeError, KeyError, OSError, FloatingPointError, ImportError, RuntimeError) as exc:
+        # OSError: missing files, a full disk...; ImportError: a module:function that does not import;
+        # RuntimeError: torch's, e.g. shapes that do not fit
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         message = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         print(f"sciml {command}: error: {message}", file=sys.stderr)

@@ -67,7 +67,7 @@ def _models() -> dict[str, str]:
             "vector_field": "sciml.solvers.neural_ode:VectorField"}
 
 
-MODELS_DOC = "fno, tfno, mg_tfno, lsm, mgno (operators), time_mlp (diffusion, flow), vector_field (neural ODE)"
+FNO_FAMILY = ("fno", "tfno", "mg_tfno")  # models given n_modes and hidden_channels by default
 # Files a run folder holds; --overwrite removes these and nothing else.
 RUN_FILES = ("config.json", "last.pt", "best.pt", "history.json", "metrics.csv", "loss.png", "tensorboard")
 # Keys of the trainer section that do not change what a run computes (beyond rounding): a resume may change them.
@@ -103,20 +103,29 @@ def import_object(spec: str, what: str) -> Any:
 
 
 def _call(fn: Callable, options: dict, what: str) -> Any:
-    """``fn(**options)``; an unknown or ill-typed option becomes one line naming ``what``."""
+    """``fn(**options)``; an unknown, missing or ill-typed option becomes one line naming ``what``."""
+    if not callable(fn):
+        raise UsageError(f"{what} is a {type(fn).__name__}, not a function or class")
     try:
         inspect.signature(fn).bind(**options)
     except TypeError as exc:
-        raise UsageError(f"{what} does not take these options: {exc}; its arguments are "
-                         f"{_arguments(fn)}") from exc
+        raise UsageError(f"{what}: {exc}; its arguments are {_arguments(fn)}") from exc
+    except ValueError:  # no signature to check (a builtin): the call says what is wrong
+        pass
     try:
         return fn(**options)
-    except TypeError as exc:  # e.g. an unknown option passed on through **kwargs
+    except (TypeError, ValueError) as exc:  # e.g. an unknown option passed on through **kwargs, a bad value
         raise UsageError(f"{what}: {exc}; its arguments are {_arguments(fn)}") from exc
+    except Exception as exc:  # a user's function failing in its own way
+        raise UsageError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _arguments(fn: Callable) -> str:
-    params = [p for p in inspect.signature(fn).parameters.values()
+    try:
+        signature = inspect.signature(fn)
+    except ValueError:
+        return "unknown"
+    params = [p for p in signature.parameters.values()
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
     return ", ".join(p.name if p.default is p.empty else f"{p.name}={_plain(p.default)!r}" for p in params)
 
@@ -168,8 +177,14 @@ def _load_data(config: dict) -> tuple[Any, Any]:
     if not spec:
         raise UsageError(f"family {config['family']!r} needs data: an HDF5 file of `sciml generate` or "
                          "module:function returning a Dataset (--data)")
+    if not isinstance(spec, str):
+        raise UsageError(f"data must be a path or module:function, got {spec!r}")
     path = Path(spec)
+    if path.is_dir():
+        raise UsageError(f"data {spec!r} is a folder; expected an HDF5 file of `sciml generate` or module:function")
     if path.suffix in (".h5", ".hdf5") or path.exists():
+        if config.get("data_options"):
+            raise UsageError("data_options apply to module:function data, not to an HDF5 file")
         if config["family"] != "operator":
             raise UsageError(f"data {spec!r}: an HDF5 file of `sciml generate` holds (input, solution) pairs for "
                              f"the operator family; family {config['family']!r} takes module:function data")
@@ -181,9 +196,11 @@ def _load_data(config: dict) -> tuple[Any, Any]:
     made = _call(import_object(spec, "data"), dict(config.get("data_options") or {}), f"data {spec!r}")
     train, val = made if isinstance(made, tuple) and len(made) == 2 else (made, None)
     for name, part in (("train", train), ("validation", val)):
-        if part is not None and not isinstance(part, Dataset):
+        if (part is not None or name == "train") and not isinstance(part, Dataset):
             raise UsageError(f"data {spec!r} must return a Dataset or a (train, val) pair of them; its {name} part "
                              f"is a {type(part).__name__}")
+        if part is not None and len(part) == 0:
+            raise UsageError(f"data {spec!r} returned an empty {name} dataset")
     return train, val
 
 
@@ -249,7 +266,7 @@ def build_run(config: dict, data: bool = True) -> Run:
         config["solver_options"] = _with_defaults(solver_cls, solver_options, skip=("problem", "network"))
         solver = _call(solver_cls, {"problem": problem, **_dtypes(solver_options)}, "PINNSolver")
         if data:
-            collocation = dict(config.get("collocation") or {"n_interior": 2000})
+            collocation = {"n_interior": 2000, **(config.get("collocation") or {})}
             config["collocation"] = _with_defaults(solver.collocation, collocation)
             train = _call(solver.collocation, collocation, "collocation")
         return Run(solver, train, None, config)
@@ -286,6 +303,9 @@ def _infer_shapes(family: str, model: str, model_options: dict, solver_options: 
     if family == "operator" and hasattr(train, "in_channels"):
         model_options.setdefault("in_channels", train.in_channels)
         model_options.setdefault("out_channels", train.out_channels)
+        if model in FNO_FAMILY:  # the FNO paper's 12 modes per axis and width 32
+            model_options.setdefault("n_modes", [12] * len(train.grid_shape))
+            model_options.setdefault("hidden_channels", 32)
         return
     sample = _first_tensor(train[0])
     if model == "time_mlp":
@@ -296,13 +316,16 @@ def _infer_shapes(family: str, model: str, model_options: dict, solver_options: 
     elif model == "vector_field":
         model_options.setdefault("dim", sample.shape[-1])
     if family in ("diffusion", "rectified_flow"):
-        solver_options.setdefault("data_shape", list(sample.shape))
+        shape = solver_options.setdefault("data_shape", list(sample.shape))
+        if list(shape) != list(sample.shape):
+            raise UsageError(f"solver_options.data_shape {shape} differs from the data's sample shape "
+                             f"{list(sample.shape)}; leave it out to take the data's")
 
 
 # ---------------------------------------------------------------------------- resume
 def _settings(config: dict) -> dict:
-    """The keys that make a run, flat (``trainer.lr`` as ``lr``)."""
-    values = {k: v for k, v in config.items() if k not in ("trainer", "versions", "out")}
+    """The keys that make a run, flat (``trainer.lr`` as ``lr``); ``init_from`` counts at the start only."""
+    values = {k: v for k, v in config.items() if k not in ("trainer", "versions", "out", "init_from")}
     values.update({k: v for k, v in (config.get("trainer") or {}).items() if k not in _NOT_SETTINGS})
     return values
 
@@ -332,9 +355,13 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise UsageError(f"{str(run_dir)!r} is not a sciml run folder (no config.json)")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UsageError(f"{str(path)!r} is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("family", "operator") not in FAMILIES:
+        raise UsageError(f"{str(path)!r} is not a run record of `sciml train` (no family); train the run again")
+    config.setdefault("family", "operator")
+    return config
 
 
 def load_run(run_dir: str | os.PathLike, which: str = "best", device: str | torch.device = "cpu"):
@@ -345,7 +372,9 @@ def load_run(run_dir: str | os.PathLike, which: str = "best", device: str | torc
     loaded with ``weights_only=True``: nothing in the folder can run code.
     """
     from sciml.checkpoint import load_checkpoint, load_weights
+    from sciml.validation import check_device
 
+    device = check_device("device", device)
     if which not in ("best", "last"):
         raise UsageError(f"which (--checkpoint) must be 'best' or 'last', got {which!r}")
     config = read_config(run_dir)
@@ -376,7 +405,7 @@ def write_json(path: Path, obj: Any) -> None:
 # ---------------------------------------------------------------------------- predict
 def predict(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | None = None, split: str = "test",
             n: int = 100, sampler_options: dict | None = None, resolution: int = 101, which: str = "best",
-            device: str = "cpu", batch_size: int = 32) -> Path:
+            device: str = "cpu", batch_size: int = 32, overwrite: bool = False) -> Path:
     """Write the predictions of a trained run to the HDF5 file ``out``; returns its path.
 
     - operator: the prediction for every input of ``data`` (an HDF5 file; default the run's own)
@@ -386,6 +415,8 @@ def predict(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | N
     - diffusion, rectified_flow: ``n`` samples (``sampler_options`` go to ``solver.sample``);
     - pinn: u on the problem's reference points, or on a grid of ``resolution`` points per axis;
     - neural_ode: the trajectories from the initial states of ``data`` (default the run's own).
+
+    An existing ``out`` is replaced only with ``overwrite=True``, and never when it is the data read.
     """
     import h5py
 
@@ -393,12 +424,20 @@ def predict(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | N
     from sciml.datasets.hdf5 import FORMAT_VERSION
 
     config = read_config(run_dir)
-    solver = load_run(run_dir, which, device)
     family = config["family"]
     out = Path(out)
+    source = data or config.get("data")
     if out.suffix not in (".h5", ".hdf5"):
         raise UsageError(f"--out {str(out)!r} must be an .h5 file")
-    source = data or config.get("data")
+    if out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a folder; name an .h5 file")
+    if isinstance(source, str) and out.exists() and Path(source).exists() and out.resolve() == Path(source).resolve():
+        raise UsageError(f"--out {str(out)!r} is the data the predictions are made from; write elsewhere")
+    if out.exists() and not overwrite:
+        raise UsageError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
+    solver = load_run(run_dir, which, device)
     fields: dict[str, Any] = {}
     attrs: dict[str, Any] = {"run": str(Path(run_dir).resolve()), "checkpoint": which, "family": family}
     with torch.no_grad():
@@ -432,7 +471,6 @@ def predict(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | N
             t, y = batch["t"][0], batch["y"]
             fields = {"t": t, "outputs": solver.sample(y[:, 0].to(device), t.to(device)).cpu(), "targets": y}
             grid = {}
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:

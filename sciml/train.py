@@ -30,7 +30,7 @@ from .callbacks import Callback, CSVLogger, TensorBoardLogger, tensorboard_avail
 from .checkpoint import (BackgroundSaver, load_checkpoint, load_weights, remove_orphans, rng_state, set_rng_state,
                          snapshot)
 from .solver import Solver, move_to
-from .validation import check_range, nonnegative_int, positive_int
+from .validation import check_device, check_range, nonnegative_int, positive_int
 
 __all__ = ["Trainer", "History"]
 
@@ -307,10 +307,10 @@ class Trainer:
         if log_every is not None:
             nonnegative_int("log_every", log_every)
         self.checkpoint_epochs, self.checkpoint_seconds = _checkpoint_period(checkpoint_every)
+        if not isinstance(callbacks, (list, tuple)) or not all(isinstance(cb, Callback) for cb in callbacks):
+            raise TypeError(f"callbacks must be a list of sciml.callbacks.Callback objects (instances), got "
+                            f"{callbacks!r}")
         callbacks = list(callbacks)
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be sciml.callbacks.Callback objects, got {type(cb).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
         if grad_clip is not None:
@@ -362,15 +362,10 @@ class Trainer:
         self.max_skipped_steps = max_skipped_steps
         self.callbacks = callbacks
         self.should_stop = False  # a callback sets it to end the run after the current epoch
+        self.validates = False  # whether the running fit has validation data
         self._saver = BackgroundSaver()
 
-        try:
-            cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
-        except RuntimeError as exc:  # "gpu", "cuda:x"...
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or another torch device, got {device!r}") from exc
-        if cuda and not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} needs CUDA, which this torch {torch.__version__} cannot use "
-                             "(no GPU, or a CPU-only build); pass device='cpu' (--trainer.device cpu)")
+        cuda = torch.cuda.is_available() if device is None else check_device("device", device).type == "cuda"
         self.dist = distributed.setup(use_cuda=cuda)
         if device is None:
             device = f"cuda:{self.dist.local_rank}" if cuda else "cpu"
@@ -711,10 +706,13 @@ class Trainer:
         skipped_in_row, step = 0, start * steps
         self._bar, self.should_stop = bar, False
         best_weights, last_saved = None, time.monotonic()
-        for cb in callbacks:
-            cb.on_fit_start(self, start)
+        self.validates = val_loader is not None
         try:
+            for cb in callbacks:
+                cb.on_fit_start(self, start)
             for epoch in range(start, self.epochs):
+                if self._stop_agreed():  # e.g. a resumed run that had stopped early
+                    break
                 solver.train()
                 train_loader.sampler.set_epoch(epoch)
                 t0, total, n_ok, skipped = time.perf_counter(), 0.0, 0, 0
@@ -785,14 +783,14 @@ class Trainer:
         return self.history
 
     def _callbacks(self) -> list[Callback]:
-        """The user's callbacks, then the loggers every run with a checkpoint_dir has."""
-        callbacks = list(self.callbacks)
+        """The loggers every run with a checkpoint_dir has, then the user's callbacks."""
+        loggers: list[Callback] = []
         if self.checkpoint_dir is not None:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            callbacks.append(CSVLogger(self.checkpoint_dir / "metrics.csv"))
+            loggers.append(CSVLogger(self.checkpoint_dir / "metrics.csv"))
             if tensorboard_available():
-                callbacks.append(TensorBoardLogger(self.checkpoint_dir / "tensorboard"))
-        return callbacks
+                loggers.append(TensorBoardLogger(self.checkpoint_dir / "tensorboard"))
+        return loggers + list(self.callbacks)  # the loggers first: a failing callback leaves the epoch logged
 
     def _stop_agreed(self) -> bool:
         """``should_stop`` as every rank sees it (callbacks run on the main process only)."""

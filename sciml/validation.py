@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["positive_int", "nonnegative_int", "finite_float", "check_range"]
+__all__ = ["positive_int", "nonnegative_int", "finite_float", "check_range", "check_device"]
 
 
 def _int_at_least(name: str, value: Any, low: int, words: str) -> int:
@@ -46,3 +46,15 @@ def check_range(name: str, value: Any, low: float, high: float = math.inf, *, lo
     if v < low or (low_open and v == low) or v > high or (high_open and v == high):
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(v)
+
+
+def check_device(name: str, value: Any) -> torch.device:
+    """``value`` as a torch device that this process can use (CUDA only where torch sees a GPU)."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as exc:  # "gpu", "cuda:x", 3.5...
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or another torch device, got {value!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} {str(value)!r} needs CUDA, which this torch {torch.__version__} cannot use (no GPU, "
+                         "or a CPU-only build); use 'cpu'")
+    return device

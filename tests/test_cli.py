@@ -40,10 +40,19 @@ def test_every_command_has_help_with_its_defaults():
         assert proc.returncode == 0 and "usage: sciml" in proc.stdout
     text = subprocess.run([sys.executable, "-m", "sciml.cli", "train", "--help"], capture_output=True,
                           text=True).stdout
-    # the Trainer's arguments, with the defaults of its signature (the Python API's)
-    for flag, default in (("--trainer.lr", "0.001"), ("--trainer.epochs", "10"), ("--trainer.batch_size", "32"),
-                          ("--trainer.scheduler", "constant"), ("--trainer.checkpoint_every", "1")):
-        assert flag in text and f"default: {default}" in text.split(flag + " ")[-1].split("--")[0], flag
+    # every argument of the Trainer, with the default of its signature: the command line's are the Python API's
+    import inspect
+
+    from sciml.train import Trainer
+
+    for name, param in inspect.signature(Trainer).parameters.items():
+        if name in ("solver", "checkpoint_dir", "resume", "progress", "callbacks"):  # the run folder and --quiet
+            continue
+        flag = f"--trainer.{name}"
+        help_text = text.split(flag + " ")[-1].split("\n  --")[0]
+        default = {None: "null", True: "True", False: "False"}.get(param.default, str(param.default)) \
+            if not isinstance(param.default, (int, float)) or isinstance(param.default, bool) else str(param.default)
+        assert flag in text and f"default: {default}" in " ".join(help_text.split()), (flag, help_text)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -80,7 +89,7 @@ def test_a_misspelt_model_option_and_a_missing_gpu_are_one_line(tmp_path, capsys
     assert code == 2 and err.count("\n") == 1 and "widht" in err and "hidden_channels" in err, err
     if not torch.cuda.is_available():
         code, _, err = run(capsys, *small_fno(darcy, tmp_path / "b", "--trainer.device", "cuda"))
-        assert code == 2 and err.count("\n") == 1 and "needs CUDA" in err and "--trainer.device cpu" in err, err
+        assert code == 2 and err.count("\n") == 1 and "needs CUDA" in err and "device" in err, err
     assert not (tmp_path / "a" / "last.pt").exists()
 
 
@@ -287,3 +296,105 @@ def test_every_example_config_trains_loads_back_and_predicts(tmp_path, capsys, d
             assert outputs.shape == (16, 2)
         if config["family"] == "neural_ode":
             assert outputs.shape == f["targets"].shape
+
+
+def test_bad_settings_are_refused_before_the_run_folder_changes(tmp_path, capsys, darcy):
+    keep = tmp_path / "keep"
+    assert run(capsys, *small_fno(darcy, keep), "--trainer.epochs", "1")[0] == 0
+    before = {p.name: p.read_bytes() for p in keep.iterdir() if p.is_file()}
+    for extra, words in ((["--overwrite", "--trainer.epochs", "0"], "epochs must be a positive integer"),
+                         (["--overwrite", "--init_from", str(tmp_path / "nope")], "does not exist"),
+                         (["--overwrite", "--model_options.in_channels", "3"], "does not fit the data"),
+                         (["--overwrite", "--trainer.optimizer", "adamx"], "unknown optimizer 'adamx'"),
+                         (["--trainer.epochs", "1", "--data_options.n", "3"], "data_options apply to module:function"),
+                         (["--overwrite", "--trainer.device", "gpu"], "device must be")):
+        code, _, err = run(capsys, *small_fno(darcy, keep), *extra)
+        assert code == 2 and err.count("\n") == 1 and words in err, (extra, err)
+        assert {p.name: p.read_bytes() for p in keep.iterdir() if p.is_file()} == before, extra
+    # the printed config is checked as the run would be
+    code, _, err = run(capsys, *small_fno(darcy, keep), "--trainer.epochs", "-3", "--print-config")
+    assert code == 2 and "epochs" in err
+    # fewer epochs than the run has done would undo them
+    code, _, err = run(capsys, *small_fno(darcy, tmp_path / "three"), "--trainer.epochs", "3")
+    code, _, err = run(capsys, *small_fno(darcy, tmp_path / "three"), "--trainer.epochs", "2")
+    assert code == 2 and "holds a run of 3 epochs already" in err
+    for out in ("", str(darcy)):
+        code, _, err = run(capsys, *small_fno(darcy, out))
+        assert code == 2 and "--out" in err, err
+
+
+def test_option_values_keep_their_types_and_defaults_merge(tmp_path, capsys, darcy):
+    # numbers in nested options stay numbers; a cosine schedule with an explicit length may be extended
+    run_dir = tmp_path / "cos"
+    args = [*small_fno(darcy, run_dir), "--trainer.scheduler", "cosine", "--trainer.scheduler_options.T_max", "10",
+            "--trainer.optimizer_options.eps", "1e-6"]
+    assert run(capsys, *args, "--trainer.epochs", "1")[0] == 0
+    assert run(capsys, *args, "--trainer.epochs", "2")[0] == 0
+    assert read_config(run_dir)["trainer"]["scheduler_options"] == {"T_max": 10}
+    # an operator run without model options takes the FNO paper's 12 modes per axis and width 32
+    code, out, _ = run(capsys, "train", "--data", str(darcy), "--print-config")
+    import yaml
+
+    options = yaml.safe_load(out)["model_options"]
+    assert code == 0 and options["n_modes"] == [12, 12] and options["hidden_channels"] == 32
+    # one collocation option keeps the others' defaults; a misspelt one is named
+    code, out, _ = run(capsys, "train", "--family", "pinn", "--problem", "burgers", "--collocation.sampler",
+                       "uniform", "--print-config")
+    assert code == 0 and yaml.safe_load(out)["collocation"]["n_interior"] == 2000
+    code, _, err = run(capsys, "train", "--family", "pinn", "--problem", "burgers", "--collocation.n_interiour", "10")
+    assert code == 2 and "n_interiour" in err and "n_interior" in err
+
+
+def test_predict_never_replaces_a_file_unasked_nor_its_own_data(tmp_path, capsys, darcy):
+    import shutil
+
+    data = tmp_path / "d.h5"
+    shutil.copy(darcy, data)
+    run_dir = tmp_path / "run"
+    assert run(capsys, *small_fno(data, run_dir), "--trainer.epochs", "1")[0] == 0
+    before = data.read_bytes()
+    for argv, words in ((["--out", str(data)], "the data the predictions are made from"),
+                        (["--out", str(data), "--overwrite"], "the data the predictions are made from"),
+                        (["--out", str(tmp_path / "nodir" / "p.h5")], "does not exist"),
+                        (["--out", str(tmp_path / "p.txt")], "must be an .h5 file"),
+                        (["--out", str(tmp_path / "p.h5"), "--device", "gpu"], "device must be")):
+        code, _, err = run(capsys, "predict", "--run", str(run_dir), *argv)
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
+    assert data.read_bytes() == before
+    pred = tmp_path / "p.h5"
+    assert run(capsys, "predict", "--run", str(run_dir), "--out", str(pred))[0] == 0
+    code, _, err = run(capsys, "predict", "--run", str(run_dir), "--out", str(pred))
+    assert code == 2 and "--overwrite" in err
+    assert run(capsys, "predict", "--run", str(run_dir), "--out", str(pred), "--overwrite")[0] == 0
+    # a run record that is not one is named, not a traceback
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("[1, 2]")
+    code, _, err = run(capsys, "predict", "--run", str(tmp_path / "bad"), "--out", str(tmp_path / "q.h5"))
+    assert code == 2 and "not a run record" in err
+
+
+def test_a_run_record_trains_again_as_a_config_and_a_fine_tuned_run_resumes_without_its_source(tmp_path, capsys,
+                                                                                               darcy):
+    src, tuned = tmp_path / "src", tmp_path / "tuned"
+    assert run(capsys, *small_fno(darcy, src), "--trainer.epochs", "1")[0] == 0
+    assert run(capsys, "train", "--config", str(src / "config.json"), "--out", str(tmp_path / "again"),
+               "--quiet")[0] == 0
+    assert all(v.equal(_weights(tmp_path / "again")[k]) for k, v in _weights(src).items())
+    assert run(capsys, *small_fno(darcy, tuned), "--trainer.epochs", "1", "--init_from", str(src))[0] == 0
+    import shutil
+
+    shutil.rmtree(src)
+    assert run(capsys, *small_fno(darcy, tuned), "--trainer.epochs", "2", "--trainer.scheduler", "constant",
+               "--init_from", str(src))[0] == 0
+    assert [r["epoch"] for r in json.loads((tuned / "history.json").read_text())] == [1, 2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--run", ".", "--out", "p.h5", "--n", "0"], "--n: expected a positive integer"),
+    (["evaluate", "--run", ".", "--split", "val"], "invalid choice: 'val'"),
+    (["generate", "darcy"], "the following arguments are required: --out"),
+])
+def test_argument_errors_of_every_command_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and message in err and err.startswith(f"sciml {argv[0]}: error:"), err

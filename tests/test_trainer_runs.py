@@ -231,3 +231,58 @@ def test_csv_logger_writes_columns_that_appear_late(tmp_path):
                                                                            "val_loss": 0.7}])
     assert (tmp_path / "m.csv").read_text().splitlines() == ["epoch,train_loss,val_loss", "1,1.0,", "2,0.5,0.7"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+class _CountSyncs(torch.overrides.TorchFunctionMode):
+    """Counts the tensor calls that wait for the device: .item(), .tolist(), bool() and float() of a tensor."""
+
+    SYNCS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += func in self.SYNCS
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_waits_for_the_device_twice():
+    """One wait for the loss and the NaN guard's gradient norm together, one for the finiteness of
+    the updated parameters (the guard's promise): nothing else in the step reads a device value."""
+    data = regression_data(n=64)
+    trainer = _trainer(Regression(), epochs=1, optimizer="sgd", lr=1e-2)
+    trainer.fit(data)
+    params = [p for p in trainer.solver.parameters() if p.requires_grad]
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=32)))
+    from sciml.train import _Rollback
+
+    trainer._rollback = _Rollback(params)
+    with _CountSyncs() as counter:
+        loss, why = trainer._step(trainer.solver, batch, params)
+    assert why is None and math.isfinite(loss)
+    assert counter.count == 2
+
+
+def test_early_stopping_checks_its_column_first_and_a_stopped_run_stays_stopped(tmp_path):
+    data = regression_data(n=32)
+    with pytest.raises(KeyError, match="no validation data"):
+        _trainer(Regression(), tmp_path / "a", epochs=2, callbacks=[EarlyStopping()]).fit(data)
+    assert not (tmp_path / "a" / "last.pt").exists()  # refused before the first epoch
+    with pytest.raises(TypeError, match="callbacks must be a list"):
+        Trainer(Regression(), callbacks=EarlyStopping)
+    with pytest.raises(TypeError, match="monitor"):
+        EarlyStopping(monitor=3)
+
+    class Scripted(Regression):
+        def __init__(self):
+            super().__init__()
+            self.values = iter([3.0, 4.0, 5.0, 1.0, 1.0, 1.0])
+
+        def evaluate(self, batch):
+            return {"loss": torch.tensor(next(self.values))}
+
+    history = _trainer(Scripted(), tmp_path / "b", epochs=6, callbacks=[EarlyStopping(patience=2)]).fit(data, data)
+    assert len(history) == 3
+    again = _trainer(Scripted(), tmp_path / "b", epochs=6, callbacks=[EarlyStopping(patience=2)]).fit(data, data)
+    assert len(again) == 3 and load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 3
