@@ -88,8 +88,8 @@ def main() -> None:
              "background write s | synchronous save s (before) | % of epoch |", "|" + " --- |" * 10]
     for r in rows:
         lines.append(f"| {r['model']} | {r['parameters']:,} | {r['state_mb']:.0f} | {r['step_s']:.3f} | "
-                     f"{r['full_epoch_s']:.1f} | {r['blocked_s']:.3f} | {100 * r['blocked_ratio']:.2f}% | "
-                     f"{r['background_write_s']:.3f} | {r['sync_save_s']:.3f} | {100 * r['sync_ratio']:.2f}% |")
+                     f"{r['full_epoch_s']:.1f} | {r['blocked_s']:.3f} | {100 * r['blocked_ratio']:.2g}% | "
+                     f"{r['background_write_s']:.3f} | {r['sync_save_s']:.3f} | {100 * r['sync_ratio']:.2g}% |")
     table = "\n".join(lines)
     print(table)
     out = Path(args.out_dir)

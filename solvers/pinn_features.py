@@ -55,6 +55,9 @@ class InputFeatures(nn.Module):
             raise ValueError(f"periodic must be distinct coordinate indices in [0, {dim}), got {periodic!r}")
         self.periodic = periodic
         self.rest = tuple(i for i in range(dim) if i not in periodic)
+        # how forward reads the columns: a run of consecutive indices as a slice (a view, no copy)
+        self._periodic_cols = _columns(periodic)
+        self._rest_cols = _columns(self.rest)
         if fourier_scale is not None:
             if isinstance(fourier_scale, bool) or not isinstance(fourier_scale, (int, float)) \
                     or not (fourier_scale > 0 and math.isfinite(fourier_scale)):
@@ -71,15 +74,19 @@ class InputFeatures(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"z must have shape (n, {self.dim}), got {tuple(z.shape)}")
+        if not self.periodic and self.B is None:
+            return z  # no feature asked for: the coordinates themselves, not a copy
         parts = []
         if self.periodic:
-            angle = math.pi * z[:, self.periodic]  # Dong & Ni 2021: one period of the interval is 2π
+            # Dong & Ni 2021: one period of the interval is 2π
+            angle = math.pi * z[:, self._periodic_cols]
             parts += [torch.cos(angle), torch.sin(angle)]
         if self.rest:
-            rest = z[:, self.rest]
             if self.B is None:
-                parts.append(rest)
+                parts.append(z[:, self._rest_cols])  # a view: the cat below copies it once
             else:
+                # all coordinates: z itself; else a contiguous copy, so the product runs as before
+                rest = z if not self.periodic else z[:, list(self.rest)]
                 proj = rest @ self.B.to(rest.device, rest.dtype)  # γ(z) = [cos zB, sin zB]
                 parts += [torch.cos(proj), torch.sin(proj)]
         return torch.cat(parts, dim=1)
@@ -87,3 +94,10 @@ class InputFeatures(nn.Module):
     def extra_repr(self) -> str:
         fourier = "none" if self.B is None else f"{self.B.shape[1]} frequencies"
         return f"dim={self.dim}, periodic={self.periodic}, fourier={fourier}"
+
+
+def _columns(indices: tuple[int, ...]) -> slice | list[int]:
+    """``z[:, _columns(indices)]`` is ``z[:, list(indices)]``; a view where the indices are consecutive."""
+    if indices and indices == tuple(range(indices[0], indices[-1] + 1)):
+        return slice(indices[0], indices[-1] + 1)
+    return list(indices)

@@ -61,7 +61,7 @@ def test_callbacks_see_every_step_and_epoch_in_order_and_continue_after_a_resume
     torch.manual_seed(0)
     _trainer(Regression(), tmp_path, epochs=5, callbacks=[rec2]).fit(data, data)
     assert rec2.calls[0] == ("start", 3) and [c[1] for c in rec2.calls if c[0] == "step"] == [7, 8, 9, 10]
-    with pytest.raises(TypeError, match="callbacks must be sciml.callbacks.Callback"):
+    with pytest.raises(TypeError, match="callbacks must be a list of sciml.callbacks.Callback"):
         Trainer(Regression(), callbacks=[print])
 
 
