@@ -28,7 +28,10 @@ round's ratio of median epochs; the ratio of all epochs' medians and of the fast
 given beside it. (Interleaving the two epoch by epoch in one process was tried and rejected: a
 step in the Trainer's place ran 3–8% slower even when it was the plain loop's own step.) The
 two must also end with the same losses and weights (the same arithmetic; the differences are
-shown).
+shown). The minor page faults per epoch are shown too: glibc's malloc hands freed activations
+back to the OS and faults them in again at the next step, thousands of times per step here,
+and a run with more of them is slower; ``MALLOC_TRIM_THRESHOLD_=1000000000`` stops it (the
+table notes when it was set).
 
 ``--case gpu`` (the default where CUDA is present) is the original table: the bare loop, the
 Trainer streamed or preloaded, bf16 autocast and torch.compile (``results/trainer_<device>.json``).
@@ -114,6 +117,7 @@ class _Clock:
 
     def __init__(self):
         self.stamps: list[float] = []
+        self.faults: list[int | None] = []  # minor page faults so far, at each stamp
 
     def scheduler(self, make):
         """A Trainer ``scheduler`` callable: ``make(optimizer)`` whose ``step`` also stamps the time."""
@@ -124,6 +128,7 @@ class _Clock:
             def stamped_step(*args, **kwargs):
                 step(*args, **kwargs)
                 self.stamps.append(time.perf_counter())
+                self.faults.append(_minor_faults())
 
             sched.step = stamped_step
             return sched
@@ -132,6 +137,12 @@ class _Clock:
     def periods(self) -> list[float]:
         """Seconds of the epochs after the first (the warm-up ends at the first stamp)."""
         return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+
+    def faults_per_epoch(self) -> float | None:
+        """Minor page faults per epoch after the first."""
+        if len(self.faults) < 2 or self.faults[0] is None:
+            return None
+        return (self.faults[-1] - self.faults[0]) / (len(self.faults) - 1)
 
 
 def _cpu_name(threads: int) -> str:
@@ -225,6 +236,14 @@ def _pinn_plain(pinn, points, args, losses: dict) -> Iterator[float]:
         yield time.perf_counter() - t0
 
 
+def _minor_faults() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     real = [torch.view_as_real(t) if t.is_complex() else t for t in (a, b)]
     return float((real[0].double() - real[1].double()).abs().max()) if a.numel() else 0.0
@@ -235,6 +254,7 @@ def _compare(label: str, unit: str, model: torch.nn.Module, data, trainer, plain
     goes first; the ratio of their epochs and the difference of their losses and weights."""
     start = copy.deepcopy(model.state_dict())
     round_ratios, trainer_all, plain_all, loss_diffs, weight_diffs = [], [], [], [], []
+    faults = {"trainer": [], "plain": []}
     for r in range(rounds):
         runs = {}
         for who in ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer"):
@@ -242,10 +262,16 @@ def _compare(label: str, unit: str, model: torch.nn.Module, data, trainer, plain
             if who == "trainer":
                 clock = _Clock()
                 losses = trainer(model, data, args, clock)
-                seconds = clock.periods()
+                seconds, per_epoch = clock.periods(), clock.faults_per_epoch()
             else:
                 losses = {}
-                seconds = list(plain(model, data, args, losses))[1:]  # the first epoch is its warm-up
+                epochs = plain(model, data, args, losses)
+                next(epochs)  # the first epoch is its warm-up
+                before = _minor_faults()
+                seconds = list(epochs)
+                per_epoch = None if before is None else (_minor_faults() - before) / len(seconds)
+            if per_epoch is not None:
+                faults[who].append(per_epoch)
             runs[who] = seconds, losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
         (t_sec, t_loss, t_state), (p_sec, p_loss, p_state) = runs["trainer"], runs["plain"]
         trainer_all += t_sec
@@ -263,7 +289,20 @@ def _compare(label: str, unit: str, model: torch.nn.Module, data, trainer, plain
             "ratio_of_medians": statistics.median(trainer_all) / statistics.median(plain_all),
             "ratio_of_fastest": min(trainer_all) / min(plain_all),
             "round_ratios": round_ratios, "trainer_seconds": trainer_all, "plain_seconds": plain_all,
+            "trainer_minor_faults": statistics.median(faults["trainer"]) if faults["trainer"] else None,
+            "plain_minor_faults": statistics.median(faults["plain"]) if faults["plain"] else None,
             "max_relative_loss_difference": max(loss_diffs), "max_weight_difference": max(weight_diffs)}
+
+
+# glibc's malloc returns freed memory to the OS and faults it in again on the next step (thousands of
+# minor page faults per step here, more in the Trainer's runs than in the plain loop's, varying from
+# run to run); these settings stop that, and the table says when they were set
+MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")
+
+
+def _faults(row: dict) -> str:
+    t, p = row["trainer_minor_faults"], row["plain_minor_faults"]
+    return "n/a" if t is None else f"{t:,.0f} / {p:,.0f} per {row['unit']}"
 
 
 def _load() -> float | None:
@@ -296,19 +335,22 @@ def run_cpu(args, cases: list[str]) -> dict:
     lines = [f"Trainer against a hand-written loop, same weights and batches — {name}, torch {torch.__version__}; "
              f"progress bar {'on' if args.progress else 'off'}; alternating rounds of one run each, "
              f"{args.epochs} FNO epochs / {args.pinn_steps} PINN steps per run, the first a warm-up"
-             + (f"; load average {' → '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores." if load else "."),
+             + (f"; load average {' → '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores" if load else "")
+             + "".join(f"; {k}={os.environ[k]}" for k in MALLOC_ENV if k in os.environ) + ".",
              "",
              "| case | Trainer / plain (median of rounds) | ratio of medians | ratio of fastest | Trainer ms | "
-             "plain ms | max rel. loss diff | max weight diff |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "plain ms | page faults Trainer / plain | max rel. loss diff | max weight diff |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['case']} ({what[r['case']]}; {r['rounds']} rounds) | **{r['ratio']:.3f}** | {r['ratio_of_medians']:.3f} | "
+        lines.append(f"| {r['case']} ({what[r['case']]}; {r['rounds']} rounds) | **{r['ratio']:.3f}** | "
+                     f"{r['ratio_of_medians']:.3f} | "
                      f"{r['ratio_of_fastest']:.3f} | {r['trainer_ms']:.1f} / {r['unit']} | "
-                     f"{r['plain_ms']:.1f} / {r['unit']} | {r['max_relative_loss_difference']:.1e} | "
+                     f"{r['plain_ms']:.1f} / {r['unit']} | {_faults(r)} | {r['max_relative_loss_difference']:.1e} | "
                      f"{r['max_weight_difference']:.1e} |")
     table = "\n".join(lines)
     print("\n" + table)
-    result = {"device": name, "torch": torch.__version__, "config": vars(args), "load_average": load, "rows": rows}
+    result = {"device": name, "torch": torch.__version__, "config": vars(args), "load_average": load,
+              "malloc_env": {k: os.environ[k] for k in MALLOC_ENV if k in os.environ}, "rows": rows}
     out = Path(args.out) if args.out else RESULTS / "trainer_cpu.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
