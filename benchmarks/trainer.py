@@ -28,13 +28,16 @@ round's ratio of median epochs; the ratio of all epochs' medians and of the fast
 given beside it. (Interleaving the two epoch by epoch in one process was tried and rejected: a
 step in the Trainer's place ran 3–8% slower even when it was the plain loop's own step.) The
 two must also end with the same losses and weights (the same arithmetic; the differences are
-shown). The minor page faults per epoch are shown too: glibc's malloc hands freed activations
-back to the OS and faults them in again at the next step, thousands of times per step here,
-and a run with more of them is slower; ``MALLOC_TRIM_THRESHOLD_=1000000000`` stops it (the
-table notes when it was set).
+shown). The minor page faults per epoch are shown too. glibc's malloc hands freed activations back to
+the OS and faults them in again at the next step, thousands of times per step here, varying from
+run to run; the Trainer's ``fit`` fixes malloc's thresholds (:mod:`sciml.host_memory`) for the
+whole process, so the plain loop of the same process, after the first Trainer run, is measured
+with them too: the ratio is the Trainer's own cost. ``--malloc system`` measures both under
+glibc's defaults (``SCIML_MALLOC=system``), as the Trainer ran before.
 
 ``--case gpu`` (the default where CUDA is present) is the original table: the bare loop, the
-Trainer streamed or preloaded, bf16 autocast and torch.compile (``results/trainer_<device>.json``).
+Trainer streamed or preloaded, bf16 autocast, the step captured as a CUDA graph (any reason it
+was not captured is printed) and torch.compile (``results/trainer_<device>.json``).
 Every time is quoted as a ratio to the baseline measured in the same run; absolute milliseconds
 are printed too but mean something only on the machine that printed them.
 """
@@ -47,12 +50,13 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from sciml import Trainer
+from sciml import Trainer, host_memory
 from sciml.losses import relative_l2
 from sciml.operators import FNO
 from sciml.solvers import OperatorSolver
@@ -105,8 +109,12 @@ def trainer_loop(a, u, args, device, **options) -> float:
     """Seconds per step of Trainer.fit on the same problem (best epoch after a warm-up epoch)."""
     data = torch.utils.data.TensorDataset(a, u)
     solver = OperatorSolver(_model(args.width, args.modes))
-    history = Trainer(solver, lr=1e-3, epochs=args.epochs + 1, batch_size=args.batch_size, device=device,
-                      progress=False, **options).fit(data)
+    with warnings.catch_warnings(record=True) as caught:  # cuda_graph=True says why a step is not captured
+        warnings.simplefilter("always")
+        history = Trainer(solver, lr=1e-3, epochs=args.epochs + 1, batch_size=args.batch_size, device=device,
+                          progress=False, **options).fit(data)
+    for w in caught:
+        print(f"  warning: {w.message}")
     steps = -(-len(a) // args.batch_size)
     return min(history["seconds"][1:]) / steps
 
@@ -294,10 +302,7 @@ def _compare(label: str, unit: str, model: torch.nn.Module, data, trainer, plain
             "max_relative_loss_difference": max(loss_diffs), "max_weight_difference": max(weight_diffs)}
 
 
-# glibc's malloc returns freed memory to the OS and faults it in again on the next step (thousands of
-# minor page faults per step here, more in the Trainer's runs than in the plain loop's, varying from
-# run to run); these settings stop that, and the table says when they were set
-MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")
+MALLOC_ENV = ("SCIML_MALLOC", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
 
 
 def _faults(row: dict) -> str:
@@ -336,7 +341,8 @@ def run_cpu(args, cases: list[str]) -> dict:
              f"progress bar {'on' if args.progress else 'off'}; alternating rounds of one run each, "
              f"{args.epochs} FNO epochs / {args.pinn_steps} PINN steps per run, the first a warm-up"
              + (f"; load average {' → '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores" if load else "")
-             + "".join(f"; {k}={os.environ[k]}" for k in MALLOC_ENV if k in os.environ) + ".",
+             + f"; malloc thresholds {'fixed by the Trainer' if host_memory.keep() else 'glibc defaults'}"
+             + "".join(f", {k}={os.environ[k]}" for k in MALLOC_ENV if k in os.environ) + ".",
              "",
              "| case | Trainer / plain (median of rounds) | ratio of medians | ratio of fastest | Trainer ms | "
              "plain ms | page faults Trainer / plain | max rel. loss diff | max weight diff |",
@@ -375,6 +381,8 @@ def run_gpu(args) -> dict:
     rows.append(("Trainer fp32, preloaded on the device", trainer_loop(a, u, args, device, preload=True)))
     rows.append(("Trainer bf16 autocast, preloaded", trainer_loop(a, u, args, device, precision="bf16", preload=True)))
     if gpu:
+        rows.append(("Trainer fp32 + CUDA graph, preloaded", trainer_loop(a, u, args, device, cuda_graph=True,
+                                                                           preload=True)))
         rows.append(("Trainer fp32 + torch.compile, preloaded", trainer_loop(a, u, args, device, compile=True,
                                                                            preload=True)))
     base = rows[0][1]
@@ -413,6 +421,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--pinn-depth", type=int, default=8, help="hidden layers of 20")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="turn the Trainer's progress bar off (on by default, as for a user)")
+    parser.add_argument("--malloc", choices=("keep", "system"), default=os.environ.get("SCIML_MALLOC", "keep"),
+                        help="system: glibc's malloc settings for both loops (SCIML_MALLOC=system); keep: the "
+                             "Trainer's (sciml.host_memory)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="gpu case")
     parser.add_argument("--resolution", type=int, default=None, help="default 64 on GPU, 32 on CPU")
     parser.add_argument("--batch-size", type=int, default=None, help="default 32 on GPU, 20 on CPU")
@@ -425,6 +436,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=3e-3, help="fno_demo")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/trainer_<case>.json)")
     args = parser.parse_args(argv)
+    if args.malloc == "system":
+        os.environ["SCIML_MALLOC"] = "system"  # read at the first Trainer.fit of the process
     if args.case == "gpu":
         return run_gpu(args)
     args.resolution, args.batch_size = args.resolution or 32, args.batch_size or 20

@@ -71,7 +71,7 @@ FNO_FAMILY = ("fno", "tfno", "mg_tfno")  # models given n_modes and hidden_chann
 # Files a run folder holds; --overwrite removes these and nothing else.
 RUN_FILES = ("config.json", "last.pt", "best.pt", "history.json", "metrics.csv", "loss.png", "tensorboard")
 # Keys of the trainer section that do not change what a run computes (beyond rounding): a resume may change them.
-_NOT_SETTINGS = frozenset({"device", "num_workers", "preload", "log_every", "checkpoint_every", "compile",
+_NOT_SETTINGS = frozenset({"device", "num_workers", "preload", "log_every", "checkpoint_every", "compile", "cuda_graph",
                            "max_skipped_steps"})
 # Keys of the families that train on data, and of the PINN family (its problem instead of data).
 _DATA_KEYS = ("data", "data_options", "include_unconverged", "model", "model_options")

@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -25,7 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, host_memory
+from .cuda_graph import GraphStep, release_groups
 from .callbacks import Callback, CSVLogger, TensorBoardLogger, tensorboard_available
 from .checkpoint import (BackgroundSaver, load_checkpoint, load_weights, remove_orphans, rng_state, set_rng_state,
                          snapshot)
@@ -238,6 +240,11 @@ class Trainer:
     precision : ``"fp32"`` or ``"bf16"`` (autocast; solvers with ``supports_bf16 = False``
         fall back to fp32 with a warning).
     compile : wrap the training objective in ``torch.compile``.
+    cuda_graph : capture the training step as a CUDA graph and replay it (see :mod:`sciml.cuda_graph`):
+        one launch per step instead of hundreds, with the same guard against non-finite steps.
+        Needs an optimizer with a capturable mode (AdamW, Adam, ...) and no closure; a batch of
+        another shape (the last one of an epoch) runs uncaptured. Where the step cannot be
+        captured, a warning says why and the eager step runs.
     device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when present. Under
         ``torchrun`` each process takes ``cuda:LOCAL_RANK``.
     num_workers : DataLoader worker processes.
@@ -267,6 +274,14 @@ class Trainer:
         A step is skipped when its loss or gradient is not finite, and undone when the update
         leaves a parameter that is not finite (parameters and optimizer state are restored from
         a copy taken before the step, in buffers kept from step to step).
+
+    Notes
+    -----
+    On glibc, :meth:`fit` sets malloc's thresholds so that freed host memory is kept for the next
+    step instead of being faulted in again page by page (see :mod:`sciml.host_memory`; 10–15% of a
+    CPU step in ``benchmarks/trainer.py``), and gives the free memory back when it returns.
+    ``SCIML_MALLOC=system``, any ``MALLOC_*_`` setting or an ``LD_PRELOAD`` allocator leaves malloc
+    alone.
     """
 
     def __init__(
@@ -284,6 +299,7 @@ class Trainer:
         grad_clip: float | None = None,
         precision: str = "fp32",
         compile: bool = False,
+        cuda_graph: bool = False,
         device: str | torch.device | None = None,
         num_workers: int = 0,
         preload: bool | str = "auto",
@@ -315,6 +331,9 @@ class Trainer:
             raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
         if grad_clip is not None:
             check_range("grad_clip", grad_clip, 0.0, low_open=True)
+        for name, value in (("compile", compile), ("cuda_graph", cuda_graph)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if scheduler is None:
@@ -350,7 +369,7 @@ class Trainer:
         self.scheduler_spec, self.scheduler_options = scheduler, dict(scheduler_options or {})
         self.grad_clip = grad_clip
         self.precision = precision
-        self.compile = compile
+        self.compile, self.cuda_graph = compile, cuda_graph
         self.num_workers = num_workers
         self.preload = preload
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -429,9 +448,9 @@ class Trainer:
             return False
         return _nbytes(data[0]) * len(data) <= PRELOAD_AUTO_BYTES
 
-    def _autocast(self):
+    def _autocast(self, cache_enabled: bool = True):
         if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
         return nullcontext()
 
     # ---------------------------------------------------------------- the step
@@ -653,6 +672,7 @@ class Trainer:
         load_weights(self.solver, ckpt["solver"], path, remedy)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            release_groups(self.optimizer)  # as a run with cuda_graph=True saved it
             self.scheduler.load_state_dict(ckpt["scheduler"])
         except (ValueError, KeyError, RuntimeError) as exc:  # e.g. other parameter groups or options
             raise ValueError(f"the optimizer or scheduler state in checkpoint {str(path)!r} does not fit this run "
@@ -671,6 +691,7 @@ class Trainer:
 
         Returns the :class:`History`; the solver is left trained, in eval mode, on ``device``.
         """
+        host_memory.keep()  # a step reuses the last step's pages instead of faulting them in again
         solver = self.solver.to(self.device)
         train_loader = self._loader(train, train=True)
         val_loader = self._loader(val, train=False) if val is not None else None
@@ -697,6 +718,12 @@ class Trainer:
             objective = torch.compile(objective)
         params = [p for p in solver.parameters() if p.requires_grad]
         self._rollback = _Rollback(params)
+        if self.cuda_graph:
+            from sciml.optim import step_requires
+
+            take_step = GraphStep(self, objective, params, step_requires(self.optimizer))
+        else:
+            take_step = partial(self._step, objective, params=params)
         callbacks = self._callbacks() if self.dist.is_main else []
         log_every = self.log_every if self.log_every is not None else max(1, -(-self.epochs // 50))
 
@@ -718,7 +745,7 @@ class Trainer:
                 t0, total, n_ok, skipped = time.perf_counter(), 0.0, 0, 0
                 for batch in train_loader:
                     batch = move_to(batch, self.device, non_blocking=True)
-                    loss, why = self._step(objective, batch, params)
+                    loss, why = take_step(batch)
                     step += 1
                     if why is None:
                         total, n_ok, skipped_in_row = total + loss, n_ok + 1, 0
@@ -734,7 +761,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4g}", refresh=False)
                 row = {"epoch": epoch + 1, "train_loss": _all_mean(total, n_ok, self.dist, self.device),
-                       "lr": self.optimizer.param_groups[0]["lr"], "skipped_steps": skipped}
+                       "lr": float(self.optimizer.param_groups[0]["lr"]), "skipped_steps": skipped}
                 self.scheduler.step()
                 t1 = time.perf_counter()
                 if val_loader is not None:
@@ -777,6 +804,8 @@ class Trainer:
             bar.close()
             self._bar, self._rollback = None, None  # the rollback buffers: a copy of the weights and state
             self._saver.wait()  # the checkpoint in flight reaches the disk, or its error is raised
+            host_memory.release()
+            release_groups(self.optimizer)  # a captured run's lr tensors back to floats
             for cb in callbacks:
                 cb.on_fit_end(self, self.history)
         solver.eval()

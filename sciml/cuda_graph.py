@@ -1,0 +1,193 @@
+"""The Trainer's step captured once as a CUDA graph and replayed (``Trainer(cuda_graph=True)``).
+
+A training step launches hundreds of small kernels, and at small batches the GPU waits for the
+CPU to launch them. ``torch.cuda.graph`` records the whole step once (forward, backward, the NaN
+guard and the optimizer's update) and replays it as one launch ("whole-network capture" in
+PyTorch's CUDA semantics notes; NVIDIA, CUDA C++ Programming Guide, "CUDA Graphs"). A replay
+repeats the recorded kernels on the same memory, which shapes this step:
+
+- The batch is copied into buffers recorded once. A batch of another shape or dtype (the last,
+  smaller batch of an epoch) runs the same step without the graph.
+- Nothing is decided on the host inside the step. The guard of ``Trainer._step`` (a step whose
+  loss or gradient is not finite is not taken; one that leaves a parameter not finite is undone)
+  becomes arithmetic: the update always runs, and parameters and optimizer state are put back
+  with ``torch.where`` where the verdict is to undo. The loss and the verdict reach the host in
+  one read per step, as in the eager step.
+- The optimizer keeps its step count and learning rate in device tensors (torch's
+  ``capturable=True``; the schedulers fill the lr tensor in place). Only optimizers with that
+  mode qualify; for the others, and for steps that need the host (closures, second-order steps
+  that keep the graph, several processes, ``torch.compile``), the Trainer says why and runs its
+  eager step.
+
+On a CPU nothing is captured, but the same guarded step runs uncaptured, so its arithmetic is
+tested without a GPU.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+
+WARMUP_STEPS = 3  # eager steps before the capture: optimizer state, cuBLAS/cuFFT plans, autograd streams
+
+
+def why_not(trainer, requires: set[str]) -> str | None:
+    """Why this run's step cannot be captured, or None."""
+    opt = trainer.optimizer
+    if requires & {"closure", "create_graph", "sampled_loss", "loss"}:
+        return f"{type(opt).__name__} needs the host within its step ({', '.join(sorted(requires))})"
+    if "capturable" not in opt.defaults:
+        return f"{type(opt).__name__} has no capturable mode (torch's Adam, AdamW, NAdam, RAdam... have one)"
+    if trainer.dist.enabled:
+        return "several processes (DistributedDataParallel) are not captured"
+    if trainer.compile:
+        return "torch.compile manages its own graphs (mode='reduce-overhead')"
+    return None
+
+
+def release_groups(optimizer: torch.optim.Optimizer) -> None:
+    """Learning rates back to floats and ``capturable`` back to the optimizer's default: what a
+    checkpoint of a captured run is resumed with, by a captured run or not."""
+    for group in optimizer.param_groups:
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+        if "capturable" in group:
+            group["capturable"] = optimizer.defaults.get("capturable", False)
+
+
+class GraphStep:
+    """``step(batch) -> (loss, why)`` like ``Trainer._step``, replayed from a CUDA graph when it can be."""
+
+    def __init__(self, trainer, objective: nn.Module, params: list[torch.Tensor], requires: set[str]):
+        self.trainer, self.objective, self.params = trainer, objective, params
+        self.opt: torch.optim.Optimizer = trainer.optimizer
+        self.device = trainer.device
+        self.reason = why_not(trainer, requires)
+        if self.reason is None and self.device.type != "cuda":
+            warnings.warn(f"cuda_graph=True: nothing is captured on {self.device}; the guarded step runs "
+                          "without a graph", stacklevel=3)
+        elif self.reason is not None:
+            warnings.warn(f"cuda_graph=True: the step is not captured: {self.reason}", stacklevel=3)
+        self.steps = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: Any = None  # the batch buffers the graph reads
+        self.layout: list[tuple] | None = None
+        self.stats: torch.Tensor | None = None  # the graph's output: loss, gradient finite, step kept
+        self.tensors: list[torch.Tensor] = []  # what an undone step restores: parameters, then optimizer state
+        if self.reason is None and self.device.type == "cuda":
+            for group in self.opt.param_groups:
+                group["capturable"] = True
+                group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
+            for state in self.opt.state.values():  # a resumed state keeps Adam's step count on the CPU
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor) and v.device != self.device:
+                        state[k] = v.to(self.device)
+
+    def __call__(self, batch: Any) -> tuple[float, str | None]:
+        if self.reason is not None:
+            return self.trainer._step(self.objective, batch, self.params)
+        self.steps += 1
+        if self.steps < WARMUP_STEPS or not self.opt.state:  # the optimizer's state is created here
+            return self.trainer._step(self.objective, batch, self.params)
+        if not self.tensors:
+            self._buffers()
+        cuda = self.device.type == "cuda"
+        if cuda and self.graph is None and self.steps > WARMUP_STEPS:
+            self._capture(batch)
+        if self.graph is not None and _layout(batch) == self.layout:
+            _copy_into(self.static, batch)
+            self.graph.replay()
+            stats = self.stats
+        elif cuda:  # warm-up of the guarded step, or a batch of another shape, on a side stream
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self.opt.zero_grad(set_to_none=True)
+                stats = self._guarded_step(batch)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            stats = self._guarded_step(batch)
+        value, grad_finite, kept = stats.tolist()
+        if kept:
+            return value, None
+        from .train import NON_FINITE_GRADIENT, NON_FINITE_UPDATE
+
+        return value, NON_FINITE_UPDATE if grad_finite else NON_FINITE_GRADIENT
+
+    def _buffers(self) -> None:
+        state = [v for p in self.params for v in self.opt.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
+        self.tensors = [p.detach() for p in self.params] + state
+        self.saved = [torch.empty_like(t) for t in self.tensors]
+        self.real = [torch.view_as_real(p) if p.is_complex() else p for p in self.tensors[: len(self.params)]]
+
+    def _guarded_step(self, batch: Any) -> torch.Tensor:
+        """The step of ``Trainer._step`` with its host decisions as device arithmetic."""
+        from .train import _grad_norm
+
+        trainer = self.trainer
+        with trainer._autocast(cache_enabled=False):  # autocast's weight cache is not replayable
+            loss = self.objective(batch)
+        loss.backward()
+        norm = _grad_norm(self.params)
+        if trainer.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(self.params, trainer.grad_clip, norm)
+        grad_finite = torch.isfinite(loss.detach()) & torch.isfinite(norm)
+        with torch.no_grad():
+            torch._foreach_copy_(self.saved, self.tensors)
+            self.opt.step()
+            # the largest magnitude of each parameter is finite exactly when all its entries are
+            finite = torch.isfinite(torch.stack(torch._foreach_norm(self.real, ord=math.inf))).all()
+            kept = grad_finite & finite
+            for t, s in zip(self.tensors, self.saved):
+                t.copy_(torch.where(kept, t, s))
+        return torch.stack([loss.detach().double(), grad_finite.double(), kept.double()])
+
+    def _capture(self, batch: Any) -> None:
+        self.static, self.layout = _clone(batch), _layout(batch)
+        self.opt.zero_grad(set_to_none=True)  # the gradients are allocated in the graph's memory pool
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self.stats = self._guarded_step(self.static)
+        except Exception as exc:  # e.g. an operation that synchronises with the host
+            self.reason = f"capture failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            warnings.warn(f"cuda_graph=True: {self.reason}; the eager step runs instead", stacklevel=4)
+            self.graph = None
+            return
+        self.graph = graph
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for x in obj for t in _tensors(x)]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj) for t in _tensors(obj[k])]
+    return []
+
+
+def _layout(batch: Any) -> list[tuple]:
+    return [(t.shape, t.dtype, t.device) for t in _tensors(batch)]
+
+
+def _clone(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.clone()
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_clone(x) for x in batch)
+    if isinstance(batch, dict):
+        return {k: _clone(v) for k, v in batch.items()}
+    return batch
+
+
+def _copy_into(static: Any, batch: Any) -> None:
+    torch._foreach_copy_(_tensors(static), _tensors(batch))
+
+
+__all__ = ["GraphStep", "why_not", "release_groups"]
