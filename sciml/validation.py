@@ -9,11 +9,16 @@ import torch
 __all__ = ["positive_int", "nonnegative_int", "finite_float", "check_range", "check_device"]
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _int_at_least(name: str, value: Any, low: int, words: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < low:
         raise ValueError(f"{name} must be a {words} integer, got {value}")
+    if value > INT64_MAX:  # torch and numpy index with 64-bit integers
+        raise ValueError(f"{name} must be at most 2**63 - 1, got {value}")
     return value
 
 

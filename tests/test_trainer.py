@@ -143,6 +143,8 @@ def test_bad_arguments_name_themselves():
         Trainer(s, optimizer="adamx")
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         Trainer(s, epochs=0)
+    with pytest.raises(ValueError, match=r"batch_size must be at most 2\*\*63 - 1, got 10000000000000000000000"):
+        Trainer(s, batch_size=10**22)
     with pytest.raises(ValueError, match="precision"):
         Trainer(s, precision="fp16")
     with pytest.raises(ValueError, match="scheduler"):
