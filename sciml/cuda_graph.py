@@ -18,6 +18,9 @@ repeats the recorded kernels on the same memory, which shapes this step:
   mode qualify; for the others, and for steps that need the host (closures, second-order steps
   that keep the graph, several processes, ``torch.compile``), the Trainer says why and runs its
   eager step.
+- Only the learning rate stays live. Whatever else the step reads from Python at capture time is
+  fixed from then on: betas, eps and weight decay (a scheduler cycling momentum is ignored),
+  loss weights a callback changes, random draws made on the host.
 
 On a CPU nothing is captured, but the same guarded step runs uncaptured, so its arithmetic is
 tested without a GPU.
@@ -35,50 +38,63 @@ from torch import nn
 WARMUP_STEPS = 3  # eager steps before the capture: optimizer state, cuBLAS/cuFFT plans, autograd streams
 
 
-def why_not(trainer, requires: set[str]) -> str | None:
+def why_not(trainer) -> str | None:
     """Why this run's step cannot be captured, or None."""
+    from sciml.optim import may_require
+
     opt = trainer.optimizer
+    requires = may_require(opt)  # on any step: a graph captured once must serve them all
     if requires & {"closure", "create_graph", "sampled_loss", "loss"}:
         return f"{type(opt).__name__} needs the host within its step ({', '.join(sorted(requires))})"
     if "capturable" not in opt.defaults:
-        return f"{type(opt).__name__} has no capturable mode (torch's Adam, AdamW, NAdam, RAdam... have one)"
+        return f"{type(opt).__name__} has no capturable mode (optimizer='adam' and 'adamw' have one)"
     if trainer.dist.enabled:
         return "several processes (DistributedDataParallel) are not captured"
     if trainer.compile:
-        return "torch.compile manages its own graphs (mode='reduce-overhead')"
+        return "compile=True and cuda_graph=True do not go together: choose one"
     return None
 
 
 def release_groups(optimizer: torch.optim.Optimizer) -> None:
     """Learning rates back to floats and ``capturable`` back to the optimizer's default: what a
-    checkpoint of a captured run is resumed with, by a captured run or not."""
+    checkpoint of a captured run is resumed with, by a captured run or not. An uncaptured torch
+    optimizer reads its step count on the host, so a count that a checkpoint put on a GPU goes
+    back to the CPU (else every step waits for the device once per parameter)."""
     for group in optimizer.param_groups:
         if isinstance(group.get("lr"), torch.Tensor):
             group["lr"] = float(group["lr"])
         if "capturable" in group:
             group["capturable"] = optimizer.defaults.get("capturable", False)
+            if not group["capturable"] and not group.get("fused"):
+                for p in group["params"]:
+                    step = optimizer.state.get(p, {}).get("step")
+                    if isinstance(step, torch.Tensor) and step.device.type != "cpu":
+                        optimizer.state[p]["step"] = step.cpu()
 
 
 class GraphStep:
     """``step(batch) -> (loss, why)`` like ``Trainer._step``, replayed from a CUDA graph when it can be."""
 
-    def __init__(self, trainer, objective: nn.Module, params: list[torch.Tensor], requires: set[str]):
+    def __init__(self, trainer, objective: nn.Module, params: list[torch.Tensor]):
         self.trainer, self.objective, self.params = trainer, objective, params
         self.opt: torch.optim.Optimizer = trainer.optimizer
         self.device = trainer.device
-        self.reason = why_not(trainer, requires)
+        self.reason = why_not(trainer)
         if self.reason is None and self.device.type != "cuda":
-            warnings.warn(f"cuda_graph=True: nothing is captured on {self.device}; the guarded step runs "
-                          "without a graph", stacklevel=3)
+            warnings.warn(f"cuda_graph=True: CUDA graphs need a CUDA device; on {self.device} the step runs "
+                          "as usual", stacklevel=3)
         elif self.reason is not None:
             warnings.warn(f"cuda_graph=True: the step is not captured: {self.reason}", stacklevel=3)
         self.steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: Any = None  # the batch buffers the graph reads
-        self.layout: list[tuple] | None = None
+        self.layout: list[tuple] | None = None  # of the first batch, a full one: the only one captured
         self.stats: torch.Tensor | None = None  # the graph's output: loss, gradient finite, step kept
         self.tensors: list[torch.Tensor] = []  # what an undone step restores: parameters, then optimizer state
+        self.side: torch.cuda.Stream | None = None
         if self.reason is None and self.device.type == "cuda":
+            # one side stream for every uncaptured step: the caching allocator reuses blocks per stream
+            self.side = torch.cuda.Stream(self.device)
             for group in self.opt.param_groups:
                 group["capturable"] = True
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
@@ -91,24 +107,28 @@ class GraphStep:
         if self.reason is not None:
             return self.trainer._step(self.objective, batch, self.params)
         self.steps += 1
+        if self.layout is None:
+            self.layout = _layout(batch)
         if self.steps < WARMUP_STEPS or not self.opt.state:  # the optimizer's state is created here
             return self.trainer._step(self.objective, batch, self.params)
         if not self.tensors:
             self._buffers()
-        cuda = self.device.type == "cuda"
-        if cuda and self.graph is None and self.steps > WARMUP_STEPS:
+        full = _layout(batch) == self.layout
+        if self.side is not None and self.graph is None and self.steps > WARMUP_STEPS and full:
             self._capture(batch)
-        if self.graph is not None and _layout(batch) == self.layout:
+            if self.reason is not None:  # failed: the eager step from now on
+                return self.trainer._step(self.objective, batch, self.params)
+        if self.graph is not None and full:
             _copy_into(self.static, batch)
             self.graph.replay()
             stats = self.stats
-        elif cuda:  # warm-up of the guarded step, or a batch of another shape, on a side stream
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+        elif self.side is not None:  # warm-up of the guarded step, or a batch of another shape
+            current = torch.cuda.current_stream(self.device)
+            self.side.wait_stream(current)
+            with torch.cuda.stream(self.side):
                 self.opt.zero_grad(set_to_none=True)
                 stats = self._guarded_step(batch)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            current.wait_stream(self.side)
         else:
             self.opt.zero_grad(set_to_none=True)
             stats = self._guarded_step(batch)
@@ -148,17 +168,35 @@ class GraphStep:
         return torch.stack([loss.detach().double(), grad_finite.double(), kept.double()])
 
     def _capture(self, batch: Any) -> None:
-        self.static, self.layout = _clone(batch), _layout(batch)
+        """Record the guarded step on the side stream; on failure, say why and keep the eager step.
+
+        ``capture_begin``/``capture_end`` rather than ``torch.cuda.graph``: that context manager
+        leaves its stream current when ending a failed capture raises. ``thread_local``: CUDA
+        calls of other threads (the DataLoader's pin-memory thread) do not break the capture.
+        """
+        self.static = _clone(batch)
         self.opt.zero_grad(set_to_none=True)  # the gradients are allocated in the graph's memory pool
         graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                self.stats = self._guarded_step(self.static)
-        except Exception as exc:  # e.g. an operation that synchronises with the host
-            self.reason = f"capture failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-            warnings.warn(f"cuda_graph=True: {self.reason}; the eager step runs instead", stacklevel=4)
-            self.graph = None
-            return
+        with torch.cuda.device(self.device):
+            torch.cuda.synchronize()
+            self.side.wait_stream(torch.cuda.current_stream())
+            try:
+                with torch.cuda.stream(self.side):
+                    graph.capture_begin(capture_error_mode="thread_local")
+                    try:
+                        self.stats = self._guarded_step(self.static)
+                    finally:
+                        graph.capture_end()
+            except Exception as exc:  # e.g. an operation that waits for the host, such as .item()
+                cause = exc
+                while cause.__context__ is not None:  # ending a broken capture raises too: name the first error
+                    cause = cause.__context__
+                first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                self.reason = f"capture failed ({type(cause).__name__}: {first})"
+                warnings.warn(f"cuda_graph=True: {self.reason}; the step runs as usual", stacklevel=4)
+                self.opt.zero_grad(set_to_none=True)
+                return
+            torch.cuda.current_stream().wait_stream(self.side)
         self.graph = graph
 
 

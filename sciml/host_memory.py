@@ -13,8 +13,9 @@ mmap threshold at 128 KiB); and under 60 with both fixed as here.
 that activations come from the heap, and ``M_TRIM_THRESHOLD`` at 512 MiB, so that the heap keeps
 up to that much free memory for the next step. :func:`release` gives the free top back at the
 end of a fit (``malloc_trim(3)``). Only glibc has these calls; other C libraries, and processes
-whose user chose an allocator (an ``LD_PRELOAD``) or glibc settings (``MALLOC_*_`` variables),
-are left alone, and ``SCIML_MALLOC=system`` turns this off.
+whose user chose an allocator (an ``LD_PRELOAD``) or glibc settings (any ``MALLOC_*`` variable,
+``GLIBC_TUNABLES``), are left alone, and ``SCIML_MALLOC=system`` turns this off. The thresholds
+stay fixed for the rest of the process.
 """
 from __future__ import annotations
 
@@ -27,14 +28,21 @@ import platform
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
 MMAP_THRESHOLD = 32 * 2**20  # glibc's HEAP_MAX_SIZE / 2 on 64-bit: larger values are refused
 TRIM_THRESHOLD = 512 * 2**20
-_USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
-                  "GLIBC_TUNABLES", "LD_PRELOAD")
+CHOICES = ("keep", "system")  # of SCIML_MALLOC
+
+
+def _user_settings() -> list[str]:
+    """The environment's own malloc settings: glibc's ``MALLOC_*`` variables, its tunables, a preloaded allocator."""
+    return [k for k in os.environ if k.startswith("MALLOC_") or k in ("GLIBC_TUNABLES", "LD_PRELOAD")]
 
 
 @functools.lru_cache(maxsize=None)
 def _libc() -> ctypes.CDLL | None:
     """glibc, where this process runs on it and nobody asked to leave its allocator alone."""
-    if os.environ.get("SCIML_MALLOC", "keep") == "system" or any(k in os.environ for k in _USER_SETTINGS):
+    choice = os.environ.get("SCIML_MALLOC", "keep")
+    if choice not in CHOICES:
+        raise ValueError(f"SCIML_MALLOC must be one of {CHOICES} (unset means keep), got {choice!r}")
+    if choice == "system" or _user_settings():
         return None
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None

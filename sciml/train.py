@@ -280,8 +280,8 @@ class Trainer:
     On glibc, :meth:`fit` sets malloc's thresholds so that freed host memory is kept for the next
     step instead of being faulted in again page by page (see :mod:`sciml.host_memory`; 10–15% of a
     CPU step in ``benchmarks/trainer.py``), and gives the free memory back when it returns.
-    ``SCIML_MALLOC=system``, any ``MALLOC_*_`` setting or an ``LD_PRELOAD`` allocator leaves malloc
-    alone.
+    ``SCIML_MALLOC=system``, any ``MALLOC_*`` variable, ``GLIBC_TUNABLES`` or an ``LD_PRELOAD``
+    allocator leaves malloc alone.
     """
 
     def __init__(
@@ -719,9 +719,7 @@ class Trainer:
         params = [p for p in solver.parameters() if p.requires_grad]
         self._rollback = _Rollback(params)
         if self.cuda_graph:
-            from sciml.optim import step_requires
-
-            take_step = GraphStep(self, objective, params, step_requires(self.optimizer))
+            take_step = GraphStep(self, objective, params)
         else:
             take_step = partial(self._step, objective, params=params)
         callbacks = self._callbacks() if self.dist.is_main else []

@@ -29,8 +29,8 @@ host_memory.release()
 
 
 def _probe(**env) -> tuple[bool, int]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ("SCIML_MALLOC",
-                                                                                            "GLIBC_TUNABLES")}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("MALLOC_") and k not in ("SCIML_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True,
                          check=True).stdout.split()
     return out[0] == "True", int(out[1])
@@ -45,6 +45,13 @@ def test_keep_takes_a_16_mib_block_from_the_heap_where_glibc_would_mmap_it():
 
 
 def test_a_users_malloc_settings_are_left_alone():
-    for env in ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}):
+    for env in ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, {"MALLOC_ARENA_MAX": "2"},
+                {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"}):
         kept, mmapped = _probe(**env)
         assert not kept and mmapped >= 16 << 20, env
+
+
+def test_an_unknown_choice_is_refused_by_name():
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _probe(SCIML_MALLOC="off")
+    assert "SCIML_MALLOC must be one of ('keep', 'system') (unset means keep), got 'off'" in failed.value.stderr
