@@ -1,8 +1,8 @@
 """The model as every sampler sees it: noise and data predictions at a time t, counted.
 
-A network trained with ε-, x₀- or v-prediction is turned into both predictions by the VP
-identities x = α x₀ + σ ε and v = α ε − σ x₀ (Salimans & Ho 2022, "Progressive Distillation",
-§4 and App. D). Two optional corrections act here, so that every sampler gets them:
+A network trained with ε-, x₀-, v- or (EDM) F-prediction is turned into both predictions by the
+identities of :mod:`.predictions` (x = α x₀ + σ ε, v = α ε − σ x₀, Karras et al.'s
+preconditioning). Two optional corrections act here, so that every sampler gets them:
 
 - classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", eq. 6):
   out = out(∅) + w·(out(c) − out(∅)); the conditional and unconditional passes go through the
@@ -17,11 +17,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .schedules import VPSchedule
+from .predictions import PREDICTIONS, network_input, to_eps, to_x0
+from .schedules import Schedule, check_timesteps
 
-__all__ = ["Denoiser", "PREDICTIONS"]
-
-PREDICTIONS = ("eps", "x0", "v")
+__all__ = ["Denoiser", "PREDICTIONS", "check_inputs"]
 
 
 class Denoiser:
@@ -29,9 +28,10 @@ class Denoiser:
 
     Parameters
     ----------
-    fn : the network; ``t`` is passed as a ``(B,)`` tensor of continuous times.
-    schedule : the VP schedule the network was trained with.
-    prediction : what ``fn`` predicts: ``"eps"``, ``"x0"`` or ``"v"``.
+    fn : the network; ``t`` is passed as a ``(B,)`` tensor of continuous times (for ``"F"``:
+        ``fn(c_in·x̄, c_noise)``, see :mod:`.predictions`).
+    schedule : the schedule (VP, VE or EDM) the network was trained with.
+    prediction : what ``fn`` predicts: ``"eps"``, ``"x0"``, ``"v"`` or ``"F"``.
     cond : conditioning passed as the third argument of ``fn`` (None: ``fn(x, t)``).
     uncond : the "null" conditioning for classifier-free guidance.
     guidance_scale : s in out(∅) + s·(out(c) − out(∅)); 1 means no guidance (the paper's
@@ -40,17 +40,18 @@ class Denoiser:
     dynamic_threshold : the quantile p of Imagen's dynamic thresholding (None: off);
         applied to the data prediction, so it affects data-prediction samplers (DPM-Solver++).
     max_value : the data range bound of dynamic thresholding (1 for images in [−1, 1]).
+    sigma_data : σ_d of the ``"F"`` preconditioning (Karras et al. 2022 use 0.5).
 
     ``nfe`` counts network evaluations (a guided pair counts once).
     """
 
-    def __init__(self, fn: Callable[..., Tensor], schedule: VPSchedule, prediction: str = "eps", *,
+    def __init__(self, fn: Callable[..., Tensor], schedule: Schedule, prediction: str = "eps", *,
                  cond: Any = None, uncond: Any = None, guidance_scale: float = 1.0,
-                 dynamic_threshold: float | None = None, max_value: float = 1.0):
+                 dynamic_threshold: float | None = None, max_value: float = 1.0, sigma_data: float = 0.5):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        if not isinstance(schedule, VPSchedule):
-            raise TypeError(f"schedule must be a VPSchedule, got {type(schedule).__name__}")
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if guidance_scale != 1.0 and (cond is None or uncond is None):
@@ -59,6 +60,9 @@ class Denoiser:
             raise ValueError(f"dynamic_threshold must be a quantile in (0, 1] or None, got {dynamic_threshold}")
         if not max_value > 0:
             raise ValueError(f"max_value must be positive, got {max_value}")
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        self.sigma_data = float(sigma_data)
         self.fn, self.schedule, self.prediction = fn, schedule, prediction
         self.cond, self.uncond, self.guidance_scale = cond, uncond, float(guidance_scale)
         self.dynamic_threshold, self.max_value = dynamic_threshold, float(max_value)
@@ -68,6 +72,8 @@ class Denoiser:
         """The raw (guided) network output at x and scalar or ``(B,)`` time t."""
         self.nfe += 1
         t = t.to(x.dtype).expand(x.shape[0]) if t.dim() == 0 else t.to(x.dtype)
+        if self.prediction == "F":
+            x, t = network_input(x, t, *self._coefficients(x, t), "F", self.sigma_data)
         if self.cond is None:
             return self.fn(x, t)
         if self.guidance_scale == 1.0:
@@ -86,23 +92,13 @@ class Denoiser:
     def eps(self, x: Tensor, t: Tensor) -> Tensor:
         """Noise prediction ε̂(x, t)."""
         out = self.output(x, t)
-        if self.prediction == "eps":
-            return out
-        a, s = self._coefficients(x, t)
-        if self.prediction == "x0":
-            return (x - a * out) / s
-        return a * out + s * x  # from v = αε − σx₀ and x = αx₀ + σε
+        return out if self.prediction == "eps" else to_eps(out, x, *self._coefficients(x, t), self.prediction,
+                                                            self.sigma_data)
 
     def x0(self, x: Tensor, t: Tensor) -> Tensor:
         """Data prediction x̂₀(x, t), dynamically thresholded when asked."""
         out = self.output(x, t)
-        a, s = self._coefficients(x, t)
-        if self.prediction == "eps":
-            x0 = (x - s * out) / a
-        elif self.prediction == "x0":
-            x0 = out
-        else:
-            x0 = a * x - s * out
+        x0 = to_x0(out, x, *self._coefficients(x, t), self.prediction, self.sigma_data)
         return self._threshold(x0) if self.dynamic_threshold is not None else x0
 
     def _threshold(self, x0: Tensor) -> Tensor:
@@ -126,10 +122,5 @@ def check_inputs(model: Any, x: Any, ts: Any) -> None:
                         f"got {type(model).__name__}")
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
-    if not isinstance(ts, Tensor) or ts.dim() != 1 or ts.numel() < 2:
-        raise ValueError(f"ts must be a 1-D tensor of at least 2 times (see time_grid), got "
-                         f"{tuple(ts.shape) if isinstance(ts, Tensor) else type(ts).__name__}")
-    if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError("ts must be strictly decreasing (from noise at t≈T to data at t≈0)")
-    if float(ts[-1]) <= 0 or float(ts[0]) > model.schedule.T + 1e-9:
-        raise ValueError(f"ts must lie in (0, T={model.schedule.T}], got [{float(ts[-1])}, {float(ts[0])}]")
+    check_timesteps(model.schedule, ts)
+

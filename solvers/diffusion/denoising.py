@@ -19,9 +19,10 @@ from torch import Tensor, nn
 
 from sciml.solver import Solver
 
-from .denoiser import PREDICTIONS, Denoiser
-from .samplers import get_sampler
-from .schedules import DiscreteVP, VPSchedule, get_schedule, time_grid
+from .denoiser import Denoiser
+from .predictions import PREDICTIONS, network_input, target
+from .samplers import get_sampler, steps_for_nfe
+from .schedules import Schedule, VPSchedule, check_timesteps, get_schedule, time_grid
 
 __all__ = ["DiffusionSolver"]
 
@@ -43,19 +44,21 @@ class DiffusionSolver(Solver):
     ----------
     model : network ``model(x_t, t)`` (or ``model(x_t, t, cond)`` for conditional batches),
         with t a ``(B,)`` tensor of continuous times in (0, T]; returns the shape of x_t.
-    schedule : a :class:`VPSchedule` or a name from ``schedules.SCHEDULES``.
-    prediction : ``"eps"``, ``"x0"`` or ``"v"`` — what the network predicts.
+    schedule : a :class:`Schedule` (VP, VE, EDM) or a name from ``schedules.SCHEDULES``.
+    prediction : ``"eps"``, ``"x0"``, ``"v"`` or ``"F"`` — what the network predicts (``"F"``:
+        Karras et al. 2022's preconditioned network, see :mod:`.predictions`).
     data_shape : shape of one sample; found by :meth:`prepare` (the Trainer calls it) if None.
     cond_drop_prob : probability p_uncond with which a training sample's condition is replaced
         by ``null_cond`` (Ho & Salimans 2022 use 0.1–0.2); 0 trains a purely conditional model.
     null_cond : the null condition ∅, a tensor of the shape of one sample's condition (broadcast
         over the batch); None means zeros, which suits one-hot or embedding-vector conditions.
         Give an explicit value (e.g. an unused class index) when zero is a real condition.
+    sigma_data : σ_d of the ``"F"`` preconditioning (the data's standard deviation; EDM uses 0.5).
     """
 
-    def __init__(self, model: nn.Module, schedule: str | VPSchedule = "linear", prediction: str = "eps",
+    def __init__(self, model: nn.Module, schedule: str | Schedule = "linear", prediction: str = "eps",
                  data_shape: tuple[int, ...] | None = None, *, cond_drop_prob: float = 0.0,
-                 null_cond: Tensor | None = None):
+                 null_cond: Tensor | None = None, sigma_data: float = 0.5):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -65,6 +68,9 @@ class DiffusionSolver(Solver):
             raise ValueError(f"cond_drop_prob must be a probability in [0, 1), got {cond_drop_prob!r}")
         if null_cond is not None and not isinstance(null_cond, Tensor):
             raise TypeError(f"null_cond must be a tensor or None, got {type(null_cond).__name__}")
+        if not (isinstance(sigma_data, (int, float)) and sigma_data > 0):
+            raise ValueError(f"sigma_data must be a positive number, got {sigma_data!r}")
+        self.sigma_data = float(sigma_data)
         self.model = model
         self.schedule = get_schedule(schedule)
         self.prediction = prediction
@@ -76,12 +82,6 @@ class DiffusionSolver(Solver):
         """Record the shape of one sample, so that ``sample(n)`` knows what to draw."""
         if self.data_shape is None:
             self.data_shape = tuple(_split(dataset[0])[0].shape)
-
-    def _times(self, n: int, like: Tensor) -> Tensor:
-        sch = self.schedule
-        if isinstance(sch, DiscreteVP):  # the N training times t_n = n/N
-            return torch.randint(1, sch.n + 1, (n,), device=like.device).to(like.dtype) / sch.n
-        return sch.t_min + (sch.T - sch.t_min) * torch.rand(n, device=like.device, dtype=like.dtype)
 
     def _call(self, x: Tensor, t: Tensor, cond: Any) -> Tensor:
         return self.model(x, t) if cond is None else self.model(x, t, cond)
@@ -106,21 +106,23 @@ class DiffusionSolver(Solver):
         x0, cond = _split(batch)
         if cond is not None and self.cond_drop_prob > 0:
             cond = self._drop(cond)
-        t = self._times(x0.shape[0], x0)
+        t = self.schedule.train_times(x0.shape[0], x0)
         shape = (-1,) + (1,) * (x0.dim() - 1)
         a, s = self.schedule.alpha(t).reshape(shape), self.schedule.sigma(t).reshape(shape)
         eps = torch.randn_like(x0)
-        out = self._call(a * x0 + s * eps, t, cond)  # forward process, Ho et al. eq. 4
-        target = {"eps": eps, "x0": x0, "v": a * eps - s * x0}[self.prediction]
-        return (out - target).pow(2).mean()  # eq. 14
+        x = a * x0 + s * eps  # forward process, Ho et al. eq. 4
+        out = self._call(*network_input(x, t, a, s, self.prediction, self.sigma_data), cond)
+        want = target(x0, eps, x, a, s, self.prediction, self.sigma_data)
+        return (out - want).pow(2).mean()  # eq. 14
 
     def denoiser(self, **options: Any) -> Denoiser:
         """The network as the samplers see it (``options`` go to :class:`Denoiser`)."""
-        return Denoiser(self.model, self.schedule, self.prediction, **options)
+        return Denoiser(self.model, self.schedule, self.prediction, sigma_data=self.sigma_data, **options)
 
     @torch.no_grad()
-    def sample(self, n: int | tuple[int, ...], sampler: str = "dpm_solver++", steps: int = 20,
-               grid: str = "logSNR", *, x_T: Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int | tuple[int, ...], sampler: str = "dpm_solver++", steps: int | None = None,
+               grid: str = "logSNR", *, nfe: int | None = None, timesteps: Tensor | None = None, rho: float = 7.0,
+               x_T: Tensor | None = None, generator: torch.Generator | None = None,
                t_start: float | None = None, t_end: float | None = None, cond: Any = None, uncond: Any = None,
                guidance_scale: float = 1.0, dynamic_threshold: float | None = None, max_value: float = 1.0,
                **options: Any) -> Tensor:
@@ -130,11 +132,17 @@ class DiffusionSolver(Solver):
         ----------
         n : number of samples (needs ``data_shape``), or the full shape ``(B, *data_shape)``.
         sampler : a name from :data:`SAMPLERS` (``"ddim"``, ``"dpm_solver"``, ``"dpm_solver++"``, ...).
-        steps, grid : the time grid (:func:`time_grid`): number of intervals and spacing.
-        x_T : the starting noise (default: standard normal from ``generator``).
+        steps, grid, rho : the time grid (:func:`time_grid`): number of intervals (default 20), spacing
+            (``"logSNR"``, ``"time_uniform"``, ``"time_quadratic"``, ``"karras"``) and Karras' ρ.
+        nfe : instead of ``steps``, a budget of network evaluations: the most steps whose run costs
+            at most ``nfe`` (singlestep order k costs k per step, multistep ones 1, ...).
+        timesteps : instead of a named grid, any strictly decreasing 1-D tensor of times in (0, T].
+        x_T : the starting noise at ``t_start`` (default: standard normal from ``generator``, times
+            σ/α at t_start for schedules whose x_T is not of unit variance, VE and EDM).
         cond, uncond, guidance_scale, dynamic_threshold, max_value : see :class:`Denoiser`;
             with ``guidance_scale != 1`` and no ``uncond``, the null condition of training is used.
-        options : passed to the sampler (e.g. ``method="3M"``, ``order=3``).
+        options : passed to the sampler (e.g. ``order=3``, ``method="multistep"``, ``warmup="full"``,
+            ``lower_order_final=True``, ``denoise_to_zero=True``, ``callback=...``).
 
         ``self.last_nfe`` holds the number of network evaluations of this call.
         """
@@ -150,12 +158,27 @@ class DiffusionSolver(Solver):
         else:
             raise TypeError(f"n must be a positive int or a shape tuple, got {n!r}")
         fn = get_sampler(sampler)
-        dtype = next(self.model.parameters()).dtype
-        if x_T is None:
-            x_T = torch.randn(shape, generator=generator, dtype=dtype, device=self.device)
-        elif tuple(x_T.shape) != shape:
+        first = next(iter(self.model.parameters()), next(iter(self.model.buffers()), None))
+        dtype = first.dtype if first is not None and first.is_floating_point() else torch.get_default_dtype()
+        if x_T is not None and tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-        ts = time_grid(self.schedule, steps, grid, t_start, t_end, dtype=x_T.dtype, device=x_T.device)
+        dtype, device = (x_T.dtype, x_T.device) if x_T is not None else (dtype, self.device)
+        if timesteps is not None:
+            if steps is not None or nfe is not None or t_start is not None or t_end is not None:
+                raise ValueError("timesteps replaces steps, nfe, t_start and t_end: give one or the other")
+            check_timesteps(self.schedule, timesteps)
+            ts = timesteps.to(dtype=dtype, device=device)
+        else:
+            if steps is not None and nfe is not None:
+                raise ValueError(f"give steps or nfe, not both (got steps={steps}, nfe={nfe})")
+            if nfe is not None:
+                steps = steps_for_nfe(sampler, nfe, self.schedule, grid, t_start, t_end, rho=rho, **options)
+            ts = time_grid(self.schedule, 20 if steps is None else steps, grid, t_start, t_end, dtype=dtype,
+                           device=device, rho=rho)
+        if x_T is None:
+            # VP noise has unit variance at T; VE and EDM noise has the variance σ² of the start
+            scale = 1.0 if isinstance(self.schedule, VPSchedule) else float(self.schedule.sigma(ts[0].double()))
+            x_T = scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
         if guidance_scale != 1.0 and cond is not None and uncond is None:
             uncond = self.null_like(cond)
         model = self.denoiser(cond=cond, uncond=uncond, guidance_scale=guidance_scale,

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import Denoiser, check_inputs
+from .options import check_order, finish, notify, resolve_warmup, step_order
 
 __all__ = ["dpm_solver"]
 
@@ -36,12 +37,12 @@ def _first(x, eps, a_s, a_t, s_t, h):
     return (a_t / a_s) * x - s_t * torch.expm1(h) * eps  # DPM-Solver-1: the Taylor series to order 0
 
 
-def _singlestep(model: Denoiser, x: Tensor, s: Tensor, t: Tensor, order: int) -> Tensor:
+def _singlestep(model: Denoiser, x: Tensor, s: Tensor, t: Tensor, order: int, eps: Tensor) -> Tensor:
+    """One singlestep DPM-Solver step of ``order`` from s to t, given ε(x, s)."""
     sch = model.schedule
     lam_s, lam_t = sch.lam(s), sch.lam(t)
     h = lam_t - lam_s
     a_s, a_t, s_t = sch.alpha(s), sch.alpha(t), sch.sigma(t)
-    eps = model.eps(x, s)
     if order == 1:
         return _first(x, eps, a_s, a_t, s_t, h)
     if order == 2:  # Algorithm 1 (DPM-Solver-2), r₁ = 1/2
@@ -87,26 +88,34 @@ def _multistep(x: Tensor, hist: list, a_s, a_t, s_t, lam_t) -> Tensor:
 
 @torch.no_grad()
 def dpm_solver(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, method: str = "singlestep",
-               callback: Callable[[dict], None] | None = None) -> Tensor:
+               warmup: str = "auto", lower_order_final: bool = False, denoise_to_zero: bool = False,
+               callback: Callable[[dict], Tensor | None] | None = None) -> Tensor:
     """DPM-Solver of ``order`` 1–3 over the grid ``ts``.
 
-    ``method="singlestep"`` spends ``order`` NFE per step; ``"multistep"`` one NFE per step.
+    ``method="singlestep"`` spends ``order`` NFE per step; ``"multistep"`` one NFE per step, its
+    first ``order − 1`` steps singlestep with ``warmup="full"`` (other options: :mod:`.options`).
     """
     check_inputs(model, x, ts)
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    check_order(order, (1, 2, 3))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    full = resolve_warmup(warmup, model, ts)
     sch = model.schedule
     ts = ts.to(x.dtype)
+    steps = len(ts) - 1
     hist: list = []
-    for i in range(len(ts) - 1):
+    for i in range(steps):
         s, t = ts[i], ts[i + 1]
+        eps = model.eps(x, s)
         if method == "singlestep":
-            x = _singlestep(model, x, s, t, order)
+            k = min(order, steps + denoise_to_zero - i) if lower_order_final else order
+            x = _singlestep(model, x, s, t, k, eps)
         else:
-            hist = (hist + [(sch.lam(s), model.eps(x, s))])[-order:]
-            x = _multistep(x, hist, sch.alpha(s), sch.alpha(t), sch.sigma(t), sch.lam(t))
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x})
-    return x
+            hist = (hist + [(sch.lam(s), eps)])[-order:]
+            k = step_order(i, steps + denoise_to_zero, order, lower_order_final)
+            if full and i < order - 1:
+                x = _singlestep(model, x, s, t, order, eps)
+            else:
+                x = _multistep(x, hist[-k:], sch.alpha(s), sch.alpha(t), sch.sigma(t), sch.lam(t))
+        x = notify(callback, {"i": i, "t": t, "x": x}, model)
+    return finish(model, x, ts[-1], denoise_to_zero)

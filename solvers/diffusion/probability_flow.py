@@ -1,10 +1,11 @@
 """The adaptive reference: the probability-flow ODE (Song et al. 2021, "Score-Based Generative
 Modeling through SDEs", eq. 13) integrated by torchdiffeq's dopri5 (Dormand & Prince 1980).
 
-In the half-log-SNR λ the ODE of a VP model is schedule-free (Lu et al. 2022, "DPM-Solver",
-Proposition 3.1, differentiated): with α² = sigmoid(2λ) and σ² = sigmoid(−2λ),
+In the scaled variables x̄ = x/α and σ̄ = σ/α = e^{−λ} the ODE of every schedule (VP, VE,
+EDM) is dx̄/dσ̄ = ε̂ (Song, Meng & Ermon 2021, "DDIM"; Karras et al. 2022, eq. 4), so in
+the half-log-SNR λ (Lu et al. 2022, "DPM-Solver", Proposition 3.1, differentiated)
 
-    dx/dλ = σ² x − σ ε̂(x, t(λ)).
+    dx̄/dλ = −e^{−λ} ε̂(α x̄, t(λ)).
 
 Integrating in λ rather than t keeps the right-hand side bounded near t = 0, where dλ/dt blows up.
 """
@@ -32,14 +33,15 @@ def probability_flow(model: Denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
     sch = model.schedule
-    lams = sch.lam(ts.to(x.dtype))
+    ts = ts.to(x.dtype)
+    lams, alpha = sch.lam(ts), sch.alpha(ts)
 
     def rhs(lam: Tensor, y: Tensor) -> Tensor:
-        sig = torch.sqrt(torch.sigmoid(-2 * lam))
-        return sig**2 * y - sig * model.eps(y, sch.t_of_lam(lam))
+        t = sch.t_of_lam(lam)
+        return -torch.exp(-lam) * model.eps(sch.alpha(t) * y, t)
 
-    path = odeint(rhs, x, lams, rtol=rtol, atol=atol, method=method)
+    path = odeint(rhs, x / alpha[0], lams, rtol=rtol, atol=atol, method=method)
     if callback is not None:
         for i in range(1, len(ts)):
-            callback({"i": i - 1, "t": ts[i], "x": path[i]})
-    return path[-1]
+            callback({"i": i - 1, "t": ts[i], "x": alpha[i] * path[i], "nfe": model.nfe})
+    return alpha[-1] * path[-1]

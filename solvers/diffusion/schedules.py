@@ -1,9 +1,9 @@
-"""Variance-preserving noise schedules and the one time-grid helper of the samplers.
+"""Noise schedules (VP, VE, EDM) and the one time-grid helper of the samplers.
 
-A VP schedule gives ``x_t = α_t x_0 + σ_t ε`` with ``α_t² + σ_t² = 1`` (Ho et al. 2020,
-"Denoising Diffusion Probabilistic Models"; Song et al. 2021, "Score-Based Generative Modeling
+Every schedule gives ``x_t = α_t x_0 + σ_t ε``; a VP schedule has ``α_t² + σ_t² = 1`` (Ho et al.
+2020, "Denoising Diffusion Probabilistic Models"; Song et al. 2021, "Score-Based Generative Modeling
 through Stochastic Differential Equations", eq. 33). Every sampler works in the half-log-SNR
-``λ_t = log(α_t / σ_t)`` (Lu et al. 2022, "DPM-Solver", §3.1), so a schedule is defined by
+``λ_t = log(α_t / σ_t)`` (Lu et al. 2022, "DPM-Solver", §3.1), so a VP schedule is defined by
 ``log α_t`` and the inverse map ``λ → t``; ``α² = sigmoid(2λ)`` and ``σ² = sigmoid(−2λ)``.
 
 - :class:`LinearVP`: continuous β(t) = β_min + t(β_max − β_min) on t ∈ [0, 1] (Song et al. 2021).
@@ -13,6 +13,11 @@ through Stochastic Differential Equations", eq. 33). Every sampler works in the 
   between them (Lu et al. 2022, App. D.1); ``DiscreteVP.linear`` is DDPM's β_n = linspace(1e-4,
   0.02), ``DiscreteVP.cosine`` the discrete cosine schedule with β clipped at 0.999.
 
+- :class:`VESchedule`: α = 1, σ(t) = σ_min (σ_max/σ_min)^t (Song et al. 2021, the VE SDE of SMLD).
+- :class:`EDMSchedule`: α = 1, σ(t) = t (Karras, Aittala, Aila & Laine 2022, "Elucidating the
+  Design Space of Diffusion-Based Generative Models", Table 1, "EDM").
+
+Samplers see only α_t, σ_t, λ_t and the inverse t(λ), so every sampler runs on every schedule.
 Times are floats in (0, T]; the model sees the same continuous t for every kind of schedule.
 """
 from __future__ import annotations
@@ -22,17 +27,42 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "get_schedule", "time_grid", "SCHEDULES", "GRIDS"]
+__all__ = ["Schedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "VESchedule", "EDMSchedule",
+           "get_schedule", "time_grid", "karras_sigmas", "check_timesteps", "SCHEDULES", "GRIDS"]
 
 
-class VPSchedule:
-    """Base of the VP schedules: subclasses define ``log_alpha(t)`` and ``t_of_lam(λ)``.
+class Schedule:
+    """Base of all schedules: subclasses define ``alpha(t)``, ``sigma(t)`` and ``t_of_lam(λ)``.
 
     Attributes ``T`` (largest time) and ``t_min`` (smallest time the sampler should reach).
     """
 
     T: float = 1.0
     t_min: float = 1e-3
+
+    def alpha(self, t: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sigma(self, t: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def t_of_lam(self, lam: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def lam(self, t: Tensor) -> Tensor:
+        """Half-log-SNR λ_t = log α_t − log σ_t (DPM-Solver §3.1)."""
+        return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
+
+    def train_times(self, n: int, like: Tensor) -> Tensor:
+        """``n`` training times, uniform on [t_min, T] unless the schedule says otherwise."""
+        return self.t_min + (self.T - self.t_min) * torch.rand(n, device=like.device, dtype=like.dtype)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(T={self.T}, t_min={self.t_min})"
+
+
+class VPSchedule(Schedule):
+    """Base of the VP schedules: subclasses define ``log_alpha(t)`` and ``t_of_lam(λ)``."""
 
     def log_alpha(self, t: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -48,12 +78,8 @@ class VPSchedule:
         return torch.sqrt(-torch.expm1(2.0 * self.log_alpha(t)))
 
     def lam(self, t: Tensor) -> Tensor:
-        """Half-log-SNR λ_t = log α_t − log σ_t (DPM-Solver §3.1)."""
         la = self.log_alpha(t)
-        return la - 0.5 * torch.log(-torch.expm1(2.0 * la))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(T={self.T}, t_min={self.t_min})"
+        return la - 0.5 * torch.log(-torch.expm1(2.0 * la))  # λ = log α − ½ log(1 − α²)
 
 
 def _t(t, like: Tensor | None = None) -> Tensor:
@@ -146,6 +172,10 @@ class DiscreteVP(VPSchedule):
         t = _t(t)
         return _interp(t, self._t.to(t), self._log_alpha.to(t))
 
+    def train_times(self, n: int, like: Tensor) -> Tensor:
+        """The N training times t_n = n/N, drawn uniformly."""
+        return torch.randint(1, self.n + 1, (n,), device=like.device).to(like.dtype) / self.n
+
     def t_of_lam(self, lam):
         lam = _t(lam)
         # log α is piecewise linear in t, so t is piecewise linear in log α: exact inverse
@@ -160,36 +190,109 @@ def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
     return f0 + (x - x0) * (f1 - f0) / (x1 - x0)
 
 
+class VESchedule(Schedule):
+    """Variance exploding: α = 1, σ(t) = σ_min (σ_max/σ_min)^t on t ∈ (0, 1] (Song et al. 2021, VE SDE)."""
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, t_min: float = 1e-5):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        if not 0 < t_min < 1:
+            raise ValueError(f"t_min must be in (0, 1), got {t_min}")
+        self.sigma_min, self.sigma_max, self.t_min, self.T = float(sigma_min), float(sigma_max), float(t_min), 1.0
+        self._log_ratio = math.log(self.sigma_max / self.sigma_min)
+
+    def alpha(self, t):
+        return torch.ones_like(_t(t))
+
+    def sigma(self, t):
+        return self.sigma_min * torch.exp(_t(t) * self._log_ratio)
+
+    def lam(self, t):
+        return -(math.log(self.sigma_min) + _t(t) * self._log_ratio)
+
+    def t_of_lam(self, lam):
+        return (-_t(lam) - math.log(self.sigma_min)) / self._log_ratio
+
+
+class EDMSchedule(Schedule):
+    """EDM: α = 1 and σ(t) = t on [σ_min, σ_max] (Karras et al. 2022, Table 1).
+
+    Training draws ln σ ~ N(P_mean, P_std²) (Table 1, "noise distribution"), clipped to
+    [σ_min, σ_max]; sample with :func:`time_grid` ``kind="karras"`` for the paper's eq. 5 grid.
+    """
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, p_mean: float = -1.2, p_std: float = 1.2):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        if not p_std > 0:
+            raise ValueError(f"p_std must be positive, got {p_std}")
+        self.t_min, self.T = float(sigma_min), float(sigma_max)
+        self.p_mean, self.p_std = float(p_mean), float(p_std)
+
+    def alpha(self, t):
+        return torch.ones_like(_t(t))
+
+    def sigma(self, t):
+        return _t(t)
+
+    def lam(self, t):
+        return -torch.log(_t(t))
+
+    def t_of_lam(self, lam):
+        return torch.exp(-_t(lam))
+
+    def train_times(self, n: int, like: Tensor) -> Tensor:
+        z = torch.randn(n, device=like.device, dtype=like.dtype)
+        return torch.exp(self.p_mean + self.p_std * z).clamp(self.t_min, self.T)
+
+
 SCHEDULES = {
     "linear": LinearVP,
     "cosine": CosineVP,
     "discrete_linear": DiscreteVP.linear,
     "discrete_cosine": DiscreteVP.cosine,
+    "ve": VESchedule,
+    "edm": EDMSchedule,
 }
 
 
-def get_schedule(schedule: str | VPSchedule) -> VPSchedule:
-    """A schedule by name (``"linear"``, ``"cosine"``, ``"discrete_linear"``, ``"discrete_cosine"``) or as given."""
-    if isinstance(schedule, VPSchedule):
+def get_schedule(schedule: str | Schedule) -> Schedule:
+    """A schedule by name (see :data:`SCHEDULES`) or as given."""
+    if isinstance(schedule, Schedule):
         return schedule
     if isinstance(schedule, str) and schedule in SCHEDULES:
         return SCHEDULES[schedule]()
-    raise ValueError(f"schedule must be a VPSchedule or one of {sorted(SCHEDULES)}, got {schedule!r}")
+    raise ValueError(f"schedule must be a Schedule or one of {sorted(SCHEDULES)}, got {schedule!r}")
 
 
-GRIDS = ("logSNR", "time_uniform", "time_quadratic")
+GRIDS = ("logSNR", "time_uniform", "time_quadratic", "karras")
 
 
-def time_grid(schedule: VPSchedule, steps: int, kind: str = "logSNR", t_start: float | None = None,
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    """The ``steps + 1`` noise levels of Karras et al. 2022, eq. 5, from σ_max down to σ_min (float64):
+    σ_i = (σ_max^{1/ρ} + i/N (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ."""
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+    if not rho > 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    ramp = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho  # eq. 5
+
+
+def time_grid(schedule: Schedule, steps: int, kind: str = "logSNR", t_start: float | None = None,
               t_end: float | None = None, dtype: torch.dtype = torch.float64,
-              device: torch.device | str | None = None) -> Tensor:
+              device: torch.device | str | None = None, rho: float = 7.0) -> Tensor:
     """The ``steps + 1`` decreasing times a sampler visits, from ``t_start`` (default T) to ``t_end``.
 
     ``kind``: ``"logSNR"`` (uniform in λ, DPM-Solver's choice for few steps), ``"time_uniform"``,
-    or ``"time_quadratic"`` (uniform in √t, DDIM's choice for CIFAR-10) — Lu et al. 2022, App. D.1.
+    ``"time_quadratic"`` (uniform in √t, DDIM's choice for CIFAR-10) — Lu et al. 2022, App. D.1 —
+    or ``"karras"``: the σ̄ = σ/α = e^{−λ} levels of Karras et al. 2022, eq. 5, with exponent
+    ``rho`` (on :class:`EDMSchedule`, where σ̄ = σ = t, this is EDM's own time grid).
     """
-    if not isinstance(schedule, VPSchedule):
-        raise TypeError(f"schedule must be a VPSchedule, got {type(schedule).__name__}")
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule, got {type(schedule).__name__}")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if kind not in GRIDS:
@@ -198,12 +301,26 @@ def time_grid(schedule: VPSchedule, steps: int, kind: str = "logSNR", t_start: f
     t1 = schedule.t_min if t_end is None else float(t_end)
     if not 0 < t1 < t0 <= schedule.T + 1e-12:
         raise ValueError(f"need 0 < t_end < t_start <= T={schedule.T}, got t_start={t0}, t_end={t1}")
+    ends = schedule.lam(torch.tensor([t0, t1], dtype=torch.float64))
     if kind == "logSNR":
-        ends = schedule.lam(torch.tensor([t0, t1], dtype=torch.float64))
         ts = schedule.t_of_lam(torch.linspace(float(ends[0]), float(ends[1]), steps + 1, dtype=torch.float64))
-        ts[0], ts[-1] = t0, t1  # the inverse map is exact only to rounding
+    elif kind == "karras":
+        sbar = karras_sigmas(steps, math.exp(-float(ends[1])), math.exp(-float(ends[0])), rho)
+        ts = schedule.t_of_lam(-torch.log(sbar))
     elif kind == "time_uniform":
         ts = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
     else:
         ts = torch.linspace(math.sqrt(t0), math.sqrt(t1), steps + 1, dtype=torch.float64) ** 2
+    ts[0], ts[-1] = t0, t1  # the inverse map is exact only to rounding
     return ts.to(dtype=dtype, device=device)
+
+
+def check_timesteps(schedule: Schedule, ts: object) -> None:
+    """A custom grid: a 1-D tensor of at least 2 strictly decreasing times in (0, T]."""
+    if not isinstance(ts, Tensor) or ts.dim() != 1 or ts.numel() < 2 or not ts.is_floating_point():
+        raise ValueError(f"timesteps must be a 1-D floating-point tensor of at least 2 times, got "
+                         f"{tuple(ts.shape) if isinstance(ts, Tensor) else type(ts).__name__}")
+    if not bool((ts[1:] < ts[:-1]).all()):
+        raise ValueError("timesteps must be strictly decreasing (from noise at t≈T to data at t≈0)")
+    if float(ts[-1]) <= 0 or float(ts[0]) > schedule.T + 1e-9:
+        raise ValueError(f"timesteps must lie in (0, T={schedule.T}], got [{float(ts[-1])}, {float(ts[0])}]")
