@@ -36,6 +36,7 @@ import torch
 
 from sciml.solvers.diffusion import Denoiser, DiscreteVP, GaussianMixture, LinearVP, get_sampler, time_grid
 from sciml.solvers.diffusion.dpm_solver_pp import _first, _multistep
+from sciml.solvers.diffusion.gaussian_mixture import observed_order
 
 # (sampler, options, nominal order)
 CASES = [
@@ -78,11 +79,6 @@ def published_3m(model: Denoiser, x: torch.Tensor, ts: torch.Tensor) -> torch.Te
 
 def _label(name: str, options: dict) -> str:
     return name + ("(" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")" if options else "")
-
-
-def _slope(xs: list[float], errs: list[float]) -> float:
-    lx, le = torch.log(torch.tensor(xs, dtype=torch.float64)), torch.log(torch.tensor(errs, dtype=torch.float64))
-    return float(-((lx - lx.mean()) * (le - le.mean())).sum() / ((lx - lx.mean()) ** 2).sum())
 
 
 def _timings(runs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -139,7 +135,7 @@ def _order_table(fn, sch, x: torch.Tensor, quick: bool) -> tuple[list[dict], str
             key = f"{grid}{'' if t0 is None else f' from t={t0}'} ({steps[0]}–{steps[-1]} steps)"
             errs = [float((sampler(Denoiser(fn, sch), x, time_grid(sch, n, grid, t0), **options) - refs[t0])
                           .norm(dim=1).median()) for n in steps]
-            row["orders"][key], row["errors"][key] = _slope(list(steps), errs), errs
+            row["orders"][key], row["errors"][key] = observed_order(list(steps), errs), errs
         rows.append(row)
         print(row["sampler"], {k: round(v, 2) for k, v in row["orders"].items()}, flush=True)
     keys = list(rows[0]["orders"])
@@ -201,8 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
             out = get_sampler(name)(model, x, time_grid(sch, steps), **options)
             errs.append(float((out - ref).norm(dim=1).median()))
             nfes.append(model.nfe)
-        rows.append({"sampler": _label(name, options), "nfe": nfes, "median_error": errs, "order": _slope(nfes, errs),
-                     "steps_for_timing": mid})
+        rows.append({"sampler": _label(name, options), "nfe": nfes, "median_error": errs,
+                     "order": observed_order(nfes, errs), "steps_for_timing": mid})
     ts_mid = time_grid(sch, mid)
     runs = {r["sampler"]: (lambda name=name, options=options: get_sampler(name)(Denoiser(fn, sch), x_time, ts_mid,
                                                                                **options))

@@ -73,7 +73,7 @@ def test_unipc_matches_unipc_multistep_scheduler(unet, order):
 
 
 def test_every_sampler_runs_on_the_wrapped_unet(unet):
-    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction")
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction", clip_sample=False)
     solver = from_diffusers(unet, sched)
     assert solver.prediction == "v" and solver.data_shape == (1, 8, 8)
     for name in SAMPLERS:
@@ -83,3 +83,26 @@ def test_every_sampler_runs_on_the_wrapped_unet(unet):
         assert out.shape == (2, 1, 8, 8) and bool(torch.isfinite(out).all()), name
     with pytest.raises(TypeError, match="alphas_cumprod"):
         from_diffusers(unet, object())
+
+
+def test_what_from_diffusers_cannot_carry_over_is_said(unet):
+    """A default DDIMScheduler clips x̂₀ (clip_sample=True), which the samplers here do not: a warning;
+    a zero-terminal-SNR schedule has λ = −∞ at T: refused by name; integer timesteps: the hint t = (k + 1)/N."""
+    with pytest.warns(UserWarning, match="clip_sample=True"):
+        from_diffusers(unet, diffusers.DDIMScheduler())
+    with pytest.warns(UserWarning, match="thresholding=True"):
+        from_diffusers(unet, diffusers.DDIMScheduler(clip_sample=False, thresholding=True))
+    with pytest.raises(ValueError, match="zero terminal SNR"):
+        from_diffusers(unet, diffusers.DDIMScheduler(clip_sample=False, rescale_betas_zero_snr=True))
+    solver = from_diffusers(unet, diffusers.DDIMScheduler(clip_sample=False))
+    with pytest.raises(ValueError, match=r"t = \(k \+ 1\)/N"):
+        solver.sample(2, "ddim", timesteps=torch.tensor([900.0, 800.0]))
+
+
+def test_dpm_solver_pp_2m_matches_diffusers_on_a_leading_grid(unet):
+    """diffusers' "leading" spacing starts from pure noise at t = 0.901, below T: the default warm-up
+    of sample() is then lower order, as diffusers', one evaluation per step."""
+    sched = _scheduler(diffusers.DPMSolverMultistepScheduler, algorithm_type="dpmsolver++", solver_order=2,
+                       timestep_spacing="leading")
+    assert int(sched.timesteps[0]) == 900
+    assert max(_compare(unet, sched, "dpm_solver++", method="2M")) < 1e-6

@@ -7,17 +7,13 @@ import torch
 
 from sciml.solvers.diffusion import (Denoiser, EDMSchedule, GaussianMixture, LinearVP, VESchedule, get_sampler,
                                      karras_sigmas, time_grid)
+from sciml.solvers.diffusion.gaussian_mixture import observed_order
 from sciml.solvers.diffusion.predictions import PREDICTIONS, network_input, target
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 GMM = GaussianMixture(torch.tensor([[-1.0, 0.5], [1.0, 1.0], [0.5, -1.2]], dtype=torch.float64),
                       torch.tensor([0.4, 0.5, 0.3], dtype=torch.float64))
-
-
-def _fit(xs, errs):
-    lx, le = torch.log(torch.tensor(xs, dtype=torch.float64)), torch.log(torch.tensor(errs, dtype=torch.float64))
-    return float(-((lx - lx.mean()) * (le - le.mean())).sum() / ((lx - lx.mean()) ** 2).sum())
 
 
 @pytest.mark.parametrize("sch", [VESchedule(), EDMSchedule()])
@@ -66,14 +62,14 @@ def test_heun_edm_is_second_order_and_its_churn_keeps_the_distribution():
     steps = (40, 80, 160)
     errs = [float((get_sampler("heun_edm")(Denoiser(GMM.noise_predictor(sch), sch), x, time_grid(sch, n, "karras"))
                    - ref).norm(dim=1).median()) for n in steps]
-    assert abs(_fit(steps, errs) - 2) <= 0.3, errs
+    assert abs(observed_order(steps, errs) - 2) <= 0.3, errs
     model = Denoiser(GMM.noise_predictor(sch), sch)
     get_sampler("heun_edm")(model, x, time_grid(sch, 10, "karras"), denoise_to_zero=True)
     assert model.nfe == 21
     # churn: fresh noise, then the ODE; for Gaussian data the output law converges to the exact one,
     # at second order with S_churn = 10 (γ = S_churn/N shrinks with the steps)
     errs = [_weak_error("heun_edm", sch, n, s_churn=10.0) for n in (32, 64, 128)]
-    assert abs(_fit((32, 64, 128), errs) - 2) <= 0.3 and errs[-1] < 1e-3, errs
+    assert abs(observed_order((32, 64, 128), errs) - 2) <= 0.3 and errs[-1] < 1e-3, errs
     churned = [get_sampler("heun_edm")(Denoiser(GMM.noise_predictor(sch), sch), x, time_grid(sch, 10, "karras"),
                                        s_churn=10.0, generator=torch.Generator().manual_seed(2)) for _ in range(2)]
     assert torch.equal(churned[0], churned[1]) and not torch.allclose(churned[0], ref, atol=1e-3)
@@ -89,7 +85,7 @@ def test_unipc_raises_the_order_by_one(variant):
     for p in (1, 2):
         errs = [float((get_sampler("unipc")(Denoiser(GMM.noise_predictor(sch), sch), x, time_grid(sch, n), order=p,
                                             variant=variant) - ref).norm(dim=1).median()) for n in steps]
-        assert abs(_fit(steps, errs) - (p + 1)) <= 0.3, (p, errs)
+        assert abs(observed_order(steps, errs) - (p + 1)) <= 0.3, (p, errs)
 
 
 MU, S = 0.7, 0.4
@@ -130,7 +126,7 @@ def _weak_error(name, sch, steps, **options):
 def test_sde_samplers_weak_order(sch, name, options, weak_order):
     steps = (40, 80, 160)
     errs = [_weak_error(name, sch, n, **options) for n in steps]
-    assert abs(_fit(steps, errs) - weak_order) <= 0.3, errs
+    assert abs(observed_order(steps, errs) - weak_order) <= 0.3, errs
 
 
 def test_sde_samplers_draw_the_right_law_and_eta_zero_is_the_ode():
@@ -191,3 +187,36 @@ def test_heun_edm_matches_k_diffusion_sample_heun():
     ours = get_sampler("heun_edm")(Denoiser(GMM.noise_predictor(sch), sch), x, sigmas[:-1], s_churn=20.0,
                                    noise_sampler=lambda s, t: torch.randn_like(x))
     assert (ours - theirs).abs().max() < 1e-6
+
+
+def _algorithm2(denoise, x, t, s_churn, s_tmin, s_tmax, s_noise, normals):
+    """Karras et al. 2022, Algorithm 2, line by line, on levels t_0 > … > t_{N−1} > t_N = 0."""
+    n = len(t) - 1
+    for i in range(n):
+        z = next(normals)
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= t[i] <= s_tmax else 0.0
+        t_hat = t[i] + gamma * t[i]
+        x_hat = x + math.sqrt(t_hat**2 - t[i] ** 2) * s_noise * z
+        d = (x_hat - denoise(x_hat, t_hat)) / t_hat
+        x_next = x_hat + (t[i + 1] - t_hat) * d
+        if t[i + 1] != 0:
+            d2 = (x_next - denoise(x_next, t[i + 1])) / t[i + 1]
+            x_next = x_hat + (t[i + 1] - t_hat) * (0.5 * d + 0.5 * d2)
+        x = x_next
+    return x
+
+
+@pytest.mark.parametrize("s_tmin, s_tmax", [(0.0, math.inf), (0.05, 50.0)])
+def test_heun_edm_with_churn_and_the_step_to_zero_is_algorithm_2(s_tmin, s_tmax):
+    """Churn at every level including the last, γ = min(S_churn/N, √2 − 1) with N counting the step to 0."""
+    sch = EDMSchedule()
+    x = 80 * torch.randn(32, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    levels = time_grid(sch, 9, "karras")  # 10 levels, then σ = 0
+    normals = torch.randn(10, 32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    model = Denoiser(GMM.noise_predictor(sch), sch)
+    denoise = lambda x_, s_: model.x0(x_, torch.as_tensor(s_, dtype=torch.float64))  # noqa: E731
+    ref = _algorithm2(denoise, x, [float(v) for v in levels] + [0.0], 2.0, s_tmin, s_tmax, 1.1, iter(normals))
+    draws = iter(normals)
+    ours = get_sampler("heun_edm")(model, x, levels, s_churn=2.0, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=1.1,
+                                   denoise_to_zero=True, noise_sampler=lambda s, t: next(draws))
+    assert float((ours - ref).abs().max()) < 1e-12 * float(ref.abs().max())

@@ -12,6 +12,7 @@ from torch import nn
 
 from sciml.solvers.diffusion import (Denoiser, DiffusionSolver, GaussianMixture, LinearVP, get_sampler,
                                      karras_sigmas, steps_for_nfe, time_grid)
+from sciml.solvers.diffusion.gaussian_mixture import observed_order
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
@@ -41,8 +42,7 @@ def _order(refs, name, grid, t_start, **options):
         out = get_sampler(name)(Denoiser(GMM.noise_predictor(SCH), SCH), x, time_grid(SCH, steps, grid, t_start),
                                 **options)
         errs.append(float((out - ref).norm(dim=1).median()))  # median: robust to near-boundary paths
-    ls, le = torch.log(torch.tensor(STEPS, dtype=torch.float64)), torch.log(torch.tensor(errs))
-    return float(-((ls - ls.mean()) * (le - le.mean())).sum() / ((ls - ls.mean()) ** 2).sum()), errs
+    return observed_order(STEPS, errs), errs
 
 
 # (sampler, options, nominal order): those whose order depended on the grid or the start before

@@ -6,6 +6,7 @@ import torch
 
 from sciml.solvers.diffusion import (SAMPLERS, CosineVP, Denoiser, DiscreteVP, GaussianMixture, LinearVP,
                                      get_sampler, time_grid)
+from sciml.solvers.diffusion.gaussian_mixture import observed_order
 
 STEPS = (20, 40, 80)
 
@@ -34,8 +35,7 @@ def _order(problem, name, **options):
     for steps in STEPS:
         out = get_sampler(name)(Denoiser(gmm.noise_predictor(sch), sch), x, time_grid(sch, steps, "logSNR"), **options)
         errs.append(float((out - ref).norm(dim=1).median()))  # median: robust to near-boundary paths
-    ls, le = torch.log(torch.tensor(STEPS, dtype=torch.float64)), torch.log(torch.tensor(errs))
-    return float(-((ls - ls.mean()) * (le - le.mean())).sum() / ((ls - ls.mean()) ** 2).sum()), errs
+    return observed_order(STEPS, errs), errs
 
 
 @pytest.mark.parametrize("name, options, expected", [

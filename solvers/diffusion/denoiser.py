@@ -122,5 +122,7 @@ def check_inputs(model: Any, x: Any, ts: Any) -> None:
                         f"got {type(model).__name__}")
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
+    if isinstance(ts, Tensor) and ts.device != x.device:
+        raise ValueError(f"timesteps must be on the device of x ({x.device}), got {ts.device}")
     check_timesteps(model.schedule, ts)
 

@@ -12,12 +12,14 @@ p_uncond), so that ``sample(cond=c, guidance_scale=w)`` can mix ε(x, c) and ε(
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from sciml.solver import Solver
+from sciml.validation import positive_int
 
 from .denoiser import Denoiser
 from .predictions import PREDICTIONS, network_input, target
@@ -121,8 +123,8 @@ class DiffusionSolver(Solver):
 
     @torch.no_grad()
     def sample(self, n: int | tuple[int, ...], sampler: str = "dpm_solver++", steps: int | None = None,
-               grid: str = "logSNR", *, nfe: int | None = None, timesteps: Tensor | None = None, rho: float = 7.0,
-               x_T: Tensor | None = None, generator: torch.Generator | None = None,
+               grid: str = "logSNR", *, nfe: int | None = None, timesteps: Tensor | None = None,
+               rho: float | None = None, x_T: Tensor | None = None, generator: torch.Generator | None = None,
                t_start: float | None = None, t_end: float | None = None, cond: Any = None, uncond: Any = None,
                guidance_scale: float = 1.0, dynamic_threshold: float | None = None, max_value: float = 1.0,
                **options: Any) -> Tensor:
@@ -133,31 +135,42 @@ class DiffusionSolver(Solver):
         n : number of samples (needs ``data_shape``), or the full shape ``(B, *data_shape)``.
         sampler : a name from :data:`SAMPLERS` (``"ddim"``, ``"dpm_solver"``, ``"dpm_solver++"``, ...).
         steps, grid, rho : the time grid (:func:`time_grid`): number of intervals (default 20), spacing
-            (``"logSNR"``, ``"time_uniform"``, ``"time_quadratic"``, ``"karras"``) and Karras' ρ.
+            (``"logSNR"``, ``"time_uniform"``, ``"time_quadratic"``, ``"karras"``) and Karras' ρ
+            (default 7; only with ``grid="karras"``).
         nfe : instead of ``steps``, a budget of network evaluations: the most steps whose run costs
             at most ``nfe`` (singlestep order k costs k per step, multistep ones 1, ...).
         timesteps : instead of a named grid, any strictly decreasing 1-D tensor of times in (0, T].
         x_T : the starting noise at ``t_start`` (default: standard normal from ``generator``, times
             σ/α at t_start for schedules whose x_T is not of unit variance, VE and EDM).
+        generator : the random source of x_T and of the stochastic samplers' noise (``ddim`` with
+            η > 0, ``heun_edm`` with churn, ``euler_maruyama``, ``dpm_solver++_sde``): one seed, one sample.
         cond, uncond, guidance_scale, dynamic_threshold, max_value : see :class:`Denoiser`;
             with ``guidance_scale != 1`` and no ``uncond``, the null condition of training is used.
         options : passed to the sampler (e.g. ``order=3``, ``method="multistep"``, ``warmup="full"``,
-            ``lower_order_final=True``, ``denoise_to_zero=True``, ``callback=...``).
+            ``lower_order_final=True``, ``denoise_to_zero=True``, ``callback=...``). ``warmup="auto"``
+            (the default) means ``"full"`` when ``t_start`` is given and ``"lower_order"`` otherwise.
 
         ``self.last_nfe`` holds the number of network evaluations of this call.
         """
-        if isinstance(n, int):
-            if n < 1:
-                raise ValueError(f"n must be a positive integer, got {n}")
+        if isinstance(n, int) and not isinstance(n, bool):
+            positive_int("n", n)
             if self.data_shape is None:
                 raise ValueError("data_shape is unknown: pass a full shape (B, ...) or build the solver "
                                  "with data_shape=... (the Trainer records it before training)")
             shape = (n, *self.data_shape)
-        elif isinstance(n, (tuple, list)) and all(isinstance(v, int) and v >= 1 for v in n):
+        elif isinstance(n, (tuple, list)) and all(type(v) is int and v >= 1 for v in n):
             shape = tuple(n)
         else:
             raise TypeError(f"n must be a positive int or a shape tuple, got {n!r}")
         fn = get_sampler(sampler)
+        accepts = inspect.signature(fn).parameters
+        if rho is not None and timesteps is not None:
+            raise ValueError(f"rho shapes a Karras grid, not given timesteps: got rho={rho} with timesteps")
+        if "warmup" in accepts and options.get("warmup", "auto") == "auto":
+            # only the caller knows whether x_T is pure noise: t_start says it is not (SDEdit, img2img)
+            options["warmup"] = "full" if t_start is not None else "lower_order"
+        if "generator" in accepts:
+            options["generator"] = generator
         first = next(iter(self.model.parameters()), next(iter(self.model.buffers()), None))
         dtype = first.dtype if first is not None and first.is_floating_point() else torch.get_default_dtype()
         if x_T is not None and tuple(x_T.shape) != shape:
@@ -185,7 +198,9 @@ class DiffusionSolver(Solver):
                               dynamic_threshold=dynamic_threshold, max_value=max_value)
         was_training = self.training
         self.eval()
-        out = fn(model, x_T, ts, **options)
-        self.train(was_training)
+        try:
+            out = fn(model, x_T, ts, **options)
+        finally:
+            self.train(was_training)
         self.last_nfe = model.nfe
         return out

@@ -12,6 +12,7 @@ both libraries see the same ᾱ to float64 rounding. diffusers is an optional de
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -50,7 +51,10 @@ def from_diffusers(unet: nn.Module, scheduler: Any, data_shape: tuple[int, ...] 
     (any diffusers scheduler with ``alphas_cumprod`` and ``config.prediction_type``).
 
     ``data_shape`` defaults to ``(unet.config.in_channels, sample_size, sample_size)`` when the UNet
-    has a diffusers config.
+    has a diffusers config. The scheduler's ``clip_sample`` and ``thresholding`` are not carried over
+    (a warning says so; :meth:`DiffusionSolver.sample` takes ``dynamic_threshold=``); a
+    zero-terminal-SNR schedule (ᾱ_N = 0) is refused, since every sampler here works in λ = log(α/σ),
+    which is −∞ there. Times are continuous: diffusers' timestep k is t = (k + 1)/N.
     """
     abar = getattr(scheduler, "alphas_cumprod", None)
     if not isinstance(abar, Tensor) or abar.dim() != 1:
@@ -59,6 +63,15 @@ def from_diffusers(unet: nn.Module, scheduler: Any, data_shape: tuple[int, ...] 
     if kind not in PREDICTION_TYPES:
         raise ValueError(f"scheduler prediction_type must be one of {sorted(PREDICTION_TYPES)}, got {kind!r}")
     abar = abar.detach().double().cpu()
+    if not float(abar[-1]) > 0:
+        raise ValueError("the scheduler has zero terminal SNR (alphas_cumprod[-1] = 0, e.g. "
+                         "rescale_betas_zero_snr=True): λ = log(α/σ) is −∞ at T, where every sampler here "
+                         "starts; rebuild the scheduler with rescale_betas_zero_snr=False")
+    ignored = [k for k in ("clip_sample", "thresholding") if getattr(scheduler.config, k, False)]
+    if ignored:
+        warnings.warn(f"from_diffusers ignores the scheduler's {' and '.join(f'{k}=True' for k in ignored)}: "
+                      "the samplers here do not clip x̂₀ unless sample(dynamic_threshold=...) is given, so "
+                      "results differ from the scheduler's own", UserWarning, stacklevel=2)
     betas = 1 - abar / torch.cat([abar.new_ones(1), abar[:-1]])  # β_k = 1 − ᾱ_k/ᾱ_{k−1}, exact for diffusers' ᾱ
     config = getattr(unet, "config", None)
     if data_shape is None and config is not None:

@@ -26,11 +26,9 @@ import torch
 from torch import Tensor
 
 from .denoiser import Denoiser, check_inputs
-from .options import check_order, finish, notify, resolve_warmup, step_order
+from .options import finish, notify, resolve_method, resolve_warmup, step_order
 
 __all__ = ["dpm_solver"]
-
-METHODS = ("singlestep", "multistep")
 
 
 def _first(x, eps, a_s, a_t, s_t, h):
@@ -87,18 +85,18 @@ def _multistep(x: Tensor, hist: list, a_s, a_t, s_t, lam_t) -> Tensor:
 
 
 @torch.no_grad()
-def dpm_solver(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, method: str = "singlestep",
+def dpm_solver(model: Denoiser, x: Tensor, ts: Tensor, *, order: int | None = None, method: str = "singlestep",
                warmup: str = "auto", lower_order_final: bool = False, denoise_to_zero: bool = False,
                callback: Callable[[dict], Tensor | None] | None = None) -> Tensor:
-    """DPM-Solver of ``order`` 1–3 over the grid ``ts``.
+    """DPM-Solver of ``order`` 1–3 (default 2) over the grid ``ts``.
 
-    ``method="singlestep"`` spends ``order`` NFE per step; ``"multistep"`` one NFE per step, its
-    first ``order − 1`` steps singlestep with ``warmup="full"`` (other options: :mod:`.options`).
+    ``method="singlestep"`` (the default, as in the paper) spends ``order`` NFE per step;
+    ``"multistep"`` one NFE per step, its first ``order − 1`` steps singlestep with
+    ``warmup="full"``; the short names ``"2S"``, ``"3S"``, ``"2M"``, ``"3M"`` give order and method
+    at once (other options: :mod:`.options`).
     """
     check_inputs(model, x, ts)
-    check_order(order, (1, 2, 3))
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    order, method = resolve_method(order, method, 2)
     full = resolve_warmup(warmup, model, ts)
     sch = model.schedule
     ts = ts.to(x.dtype)

@@ -30,12 +30,9 @@ import torch
 from torch import Tensor
 
 from .denoiser import Denoiser, check_inputs
-from .options import check_order, finish, notify, resolve_warmup, step_order
+from .options import finish, notify, resolve_method, resolve_warmup, step_order
 
 __all__ = ["dpm_solver_pp"]
-
-METHODS = ("singlestep", "multistep")
-SHORT = {"2S": (2, "singlestep"), "3S": (3, "singlestep"), "2M": (2, "multistep"), "3M": (3, "multistep")}
 
 
 def _first(x, x0, s_s, a_t, s_t, h):
@@ -100,13 +97,7 @@ def dpm_solver_pp(model: Denoiser, x: Tensor, ts: Tensor, *, order: int | None =
     Other options: :mod:`.options`.
     """
     check_inputs(model, x, ts)
-    if method in SHORT:
-        if order is not None and order != SHORT[method][0]:
-            raise ValueError(f"method={method!r} means order {SHORT[method][0]}, got order={order}")
-        order, method = SHORT[method]
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS} or {tuple(SHORT)}, got {method!r}")
-    order = check_order(2 if order is None else order, (1, 2, 3))
+    order, method = resolve_method(order, method, 2)
     full = resolve_warmup(warmup, model, ts)
     sch = model.schedule
     ts = ts.to(x.dtype)

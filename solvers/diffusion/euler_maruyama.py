@@ -41,8 +41,7 @@ def euler_maruyama(model: Denoiser, x: Tensor, ts: Tensor, *, generator: torch.G
     noise = noise_sampler or gaussian_noise(x, generator)
     sch = model.schedule
     ts = ts.to(x.dtype)
-    alpha = sch.alpha(ts)
-    sbar = sch.sigma(ts) / alpha
+    alpha, sbar = sch.alpha(ts), sch.sbar(ts)
     xbar = x / alpha[0]
     for i in range(len(ts) - 1):
         eps = model.eps(alpha[i] * xbar, ts[i])

@@ -12,7 +12,13 @@ from torch import Tensor
 
 from .schedules import VPSchedule
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "observed_order"]
+
+
+def observed_order(steps: list[float], errs: list[float]) -> float:
+    """The order p of err ∝ steps^{−p}: minus the least-squares slope of log err against log steps."""
+    ls, le = torch.log(torch.tensor(steps, dtype=torch.float64)), torch.log(torch.tensor(errs, dtype=torch.float64))
+    return float(-((ls - ls.mean()) * (le - le.mean())).sum() / ((ls - ls.mean()) ** 2).sum())
 
 
 class GaussianMixture:

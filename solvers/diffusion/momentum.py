@@ -46,11 +46,6 @@ def _check_beta(beta: float) -> None:
         raise ValueError(f"beta must be in (0, 1], got {beta!r}")
 
 
-def _scaled(model: Denoiser, ts: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    alpha = model.schedule.alpha(ts).to(x.dtype)
-    return alpha, model.schedule.sigma(ts).to(x.dtype) / alpha  # α and σ̄ = σ/α = e^{−λ}
-
-
 def ghvb_weights(sbar: list[float], beta: float, k: int) -> list[float]:
     """c_j (newest first) for the last ``k`` velocities, after ε was evaluated at ``sbar[:-1]``
     and the step goes to ``sbar[-1]``; see the module docstring. Evaluations whose weight in the
@@ -73,7 +68,8 @@ def heavy_ball(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, beta: 
     check_inputs(model, x, ts)
     check_order(order, (1, 2, 3, 4))
     _check_beta(beta)
-    alpha, sbar = _scaled(model, ts, x)
+    ts = ts.to(x.dtype)
+    alpha, sbar = model.schedule.alpha(ts), model.schedule.sbar(ts)
     xbar, hist, v = x / alpha[0], [], None
     for i in range(len(ts) - 1):
         hist = (hist + [model.eps(alpha[i] * xbar, ts[i])])[-order:]
@@ -99,7 +95,8 @@ def ghvb(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, beta: float 
     check_order(order, (1, 2, 3, 4))
     _check_beta(beta)
     full = resolve_warmup(warmup, model, ts)
-    alpha, sbar = _scaled(model, ts, x)
+    ts = ts.to(x.dtype)
+    alpha, sbar = model.schedule.alpha(ts), model.schedule.sbar(ts)
     nodes = [float(s) for s in sbar]
     steps = len(ts) - 1
     xbar, vs = x / alpha[0], []

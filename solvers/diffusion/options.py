@@ -7,8 +7,11 @@
   global order holds from any start; a lower-order start costs little only where the trajectory
   is nearly straight, as from pure noise at T: measured from t = 0.4, it holds third-order
   multistep methods to about second order, see ``benchmarks/sampling.py``), or
-  ``"auto"`` (``"lower_order"`` when the grid starts at T, ``"full"`` when it starts below, as in
-  SDEdit or img2img starts);
+  ``"auto"``: a sampler called directly cannot tell pure noise from a noised image, so it
+  decides by the grid (``"lower_order"`` when it starts at T, ``"full"`` below);
+  :meth:`DiffusionSolver.sample` decides by the start instead (``"full"`` only when ``t_start``
+  is given, an SDEdit or img2img start; ``"lower_order"`` otherwise, so that a diffusers
+  ``"leading"`` grid, which starts below T from pure noise, is warmed up as diffusers does);
 - ``lower_order_final``: lower the order over the last steps so the method never uses more
   past points than steps remain (order min(k, steps left), the step of ``denoise_to_zero``
   counted, as diffusers counts its step to σ = 0), which steadies very short grids;
@@ -16,7 +19,11 @@
   (one more evaluation; Karras et al. 2022 and k-diffusion end at σ = 0 this way);
 - ``callback(info)``: called after every step with ``i``, ``t``, ``x``, ``nfe`` (and ``denoised``
   where the step has one); a tensor it returns replaces x (a corrected x, as the
-  ``correcting_xt_fn`` of DPM-Solver's reference code).
+  ``correcting_xt_fn`` of DPM-Solver's reference code). UniPC reports its predictor's x̃
+  and leaves a step whose x the callback replaced uncorrected (its corrector would rebuild x
+  from the step's start); ``probability_flow`` only reports, and refuses a returned tensor.
+- ``method`` (``dpm_solver``, ``dpm_solver++``): ``"singlestep"``, ``"multistep"`` or a short
+  name ``"2S"``, ``"3S"``, ``"2M"``, ``"3M"`` that gives order and method at once.
 
 Every sampler counts its network evaluations on its :class:`Denoiser` (``model.nfe``).
 """
@@ -28,15 +35,29 @@ from torch import Tensor
 
 from .denoiser import Denoiser
 
-__all__ = ["WARMUPS", "check_order", "resolve_warmup", "step_order", "notify", "finish"]
+__all__ = ["WARMUPS", "METHODS", "SHORT", "check_order", "resolve_method", "resolve_warmup", "step_order",
+           "notify", "finish"]
 
 WARMUPS = ("auto", "lower_order", "full")
+METHODS = ("singlestep", "multistep")
+SHORT = {"2S": (2, "singlestep"), "3S": (3, "singlestep"), "2M": (2, "multistep"), "3M": (3, "multistep")}
 
 
 def check_order(order: object, allowed: tuple[int, ...]) -> int:
-    if not (isinstance(order, int) and order in allowed):
+    if isinstance(order, bool) or not (isinstance(order, int) and order in allowed):
         raise ValueError(f"order must be one of {allowed}, got {order!r}")
     return order
+
+
+def resolve_method(order: int | None, method: str, default_order: int) -> tuple[int, str]:
+    """(order, method) from ``method`` (a name of :data:`METHODS` or :data:`SHORT`) and ``order``."""
+    if method in SHORT:
+        if order is not None and order != SHORT[method][0]:
+            raise ValueError(f"method={method!r} means order {SHORT[method][0]}, got order={order}")
+        order, method = SHORT[method]
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} or {tuple(SHORT)}, got {method!r}")
+    return check_order(default_order if order is None else order, (1, 2, 3)), method
 
 
 def resolve_warmup(warmup: str, model: Denoiser, ts: Tensor) -> bool:

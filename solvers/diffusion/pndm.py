@@ -27,7 +27,7 @@ from torch import Tensor
 from .denoiser import Denoiser, check_inputs
 from .options import finish, notify, resolve_warmup, step_order
 
-__all__ = ["pndm", "plms", "adams_bashforth_weights", "runge_kutta", "sbar_time"]
+__all__ = ["pndm", "plms", "adams_bashforth_weights", "runge_kutta"]
 
 
 def adams_bashforth_weights(nodes: list[float], a: float, b: float) -> list[float]:
@@ -37,11 +37,6 @@ def adams_bashforth_weights(nodes: list[float], a: float, b: float) -> list[floa
     vander = u[None, :] ** torch.arange(k, dtype=torch.float64)[:, None]
     moments = 1 / torch.arange(1, k + 1, dtype=torch.float64)  # ∫_0^1 u^q du
     return (torch.linalg.solve(vander, moments) * (b - a)).tolist()
-
-
-def sbar_time(model: Denoiser, sbar: Tensor) -> Tensor:
-    """The time at which σ/α = σ̄ (σ̄ = e^{−λ})."""
-    return model.schedule.t_of_lam(-torch.log(sbar))
 
 
 # Runge–Kutta tableaux (c, A, b) in σ̄ of orders 2 (Heun), 3 (Kutta) and 4 (the classical one of eq. 13)
@@ -56,13 +51,13 @@ def runge_kutta(model: Denoiser, x: Tensor, s: Tensor, t: Tensor, order: int, ep
     """One explicit Runge–Kutta step of ``order`` (2–4) on dx̄/dσ̄ = ε from s to t, given ε(x, s)."""
     sch = model.schedule
     a_s, a_t = sch.alpha(s), sch.alpha(t)
-    sb_s, sb_t = sch.sigma(s) / a_s, sch.sigma(t) / a_t
+    sb_s, sb_t = sch.sbar(s), sch.sbar(t)
     d = sb_t - sb_s
     c, A, b = _RK[order]
     xbar, ks = x / a_s, [eps]
     for j in range(1, order):
         sb_j = sb_s + c[j] * d
-        t_j = sbar_time(model, sb_j)
+        t_j = sch.t_of_sbar(sb_j)
         xbar_j = xbar + d * sum(w * k for w, k in zip(A[j], ks))
         ks.append(model.eps(sch.alpha(t_j) * xbar_j, t_j))
     return a_t * (xbar + d * sum(w * k for w, k in zip(b, ks)))  # eq. 13 for order 4
@@ -72,8 +67,7 @@ def _run(model, x, ts, full, lower_order_final, denoise_to_zero, callback):
     check_inputs(model, x, ts)
     ts = ts.to(x.dtype)
     sch = model.schedule
-    alpha = sch.alpha(ts)
-    sbar = sch.sigma(ts) / alpha
+    alpha, sbar = sch.alpha(ts), sch.sbar(ts)
     steps = len(ts) - 1
     hist: list[Tensor] = []
     for i in range(steps):

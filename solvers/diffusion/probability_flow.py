@@ -27,7 +27,8 @@ def probability_flow(model: Denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e
                      method: str = "dopri5", callback: Callable[[dict], None] | None = None) -> Tensor:
     """Solve the probability-flow ODE from ``ts[0]`` to ``ts[-1]`` adaptively (to ``rtol``/``atol``).
 
-    The grid only says where to report to ``callback``; the solver picks its own steps.
+    The grid only says where to report to ``callback``; the solver picks its own steps. The
+    callback reports a finished solve, so it may not return a corrected x (that is an error).
     """
     check_inputs(model, x, ts)
     if not (rtol > 0 and atol > 0):
@@ -43,5 +44,7 @@ def probability_flow(model: Denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e
     path = odeint(rhs, x / alpha[0], lams, rtol=rtol, atol=atol, method=method)
     if callback is not None:
         for i in range(1, len(ts)):
-            callback({"i": i - 1, "t": ts[i], "x": alpha[i] * path[i], "nfe": model.nfe})
+            if callback({"i": i - 1, "t": ts[i], "x": alpha[i] * path[i], "nfe": model.nfe}) is not None:
+                raise ValueError("probability_flow's callback only observes (the adaptive solve is already "
+                                 "done): it must return None, not a corrected x; use a fixed-step sampler")
     return alpha[-1] * path[-1]

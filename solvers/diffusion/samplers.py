@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import torch
 
+from sciml.validation import positive_int
+
 from .ddim import ddim
 from .denoiser import Denoiser
 from .dpm_solver import dpm_solver
@@ -46,15 +48,14 @@ def get_sampler(name: str) -> Callable:
 
 
 def steps_for_nfe(name: str, nfe: int, schedule: Schedule, grid: str = "logSNR", t_start: float | None = None,
-                  t_end: float | None = None, rho: float = 7.0, **options: Any) -> int:
+                  t_end: float | None = None, rho: float | None = None, **options: Any) -> int:
     """The most steps for which sampler ``name`` with ``options`` costs at most ``nfe`` evaluations.
 
     The cost is counted, not looked up: the sampler runs on one zero-valued scalar with a zero
     network, which follows the same branches (warm-up, singlestep stages, final denoising) as a
     real run, so the count holds for every sampler and option without a table to keep in step.
     """
-    if not (isinstance(nfe, int) and nfe >= 1):
-        raise ValueError(f"nfe must be a positive integer, got {nfe!r}")
+    positive_int("nfe", nfe)
     fn = get_sampler(name)
     if fn is probability_flow:
         raise ValueError("probability_flow chooses its own steps: nfe does not apply to it")

@@ -27,6 +27,8 @@ import math
 import torch
 from torch import Tensor
 
+from sciml.validation import positive_int
+
 __all__ = ["Schedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "VESchedule", "EDMSchedule",
            "get_schedule", "time_grid", "karras_sigmas", "check_timesteps", "SCHEDULES", "GRIDS"]
 
@@ -52,6 +54,14 @@ class Schedule:
     def lam(self, t: Tensor) -> Tensor:
         """Half-log-SNR λ_t = log α_t − log σ_t (DPM-Solver §3.1)."""
         return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
+
+    def sbar(self, t: Tensor) -> Tensor:
+        """σ̄_t = σ_t/α_t = e^{−λ_t}, the noise level of the scaled variable x̄ = x/α (EDM's σ)."""
+        return self.sigma(t) / self.alpha(t)
+
+    def t_of_sbar(self, sbar: Tensor) -> Tensor:
+        """The time at which σ/α = ``sbar``: the inverse of :meth:`sbar`."""
+        return self.t_of_lam(-torch.log(sbar))
 
     def train_times(self, n: int, like: Tensor) -> Tensor:
         """``n`` training times, uniform on [t_min, T] unless the schedule says otherwise."""
@@ -82,10 +92,8 @@ class VPSchedule(Schedule):
         return la - 0.5 * torch.log(-torch.expm1(2.0 * la))  # λ = log α − ½ log(1 − α²)
 
 
-def _t(t, like: Tensor | None = None) -> Tensor:
-    if isinstance(t, Tensor):
-        return t
-    return torch.as_tensor(t, dtype=torch.float64 if like is None else like.dtype)
+def _t(t) -> Tensor:
+    return t if isinstance(t, Tensor) else torch.as_tensor(t, dtype=torch.float64)
 
 
 class LinearVP(VPSchedule):
@@ -271,8 +279,7 @@ GRIDS = ("logSNR", "time_uniform", "time_quadratic", "karras")
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
     """The ``steps + 1`` noise levels of Karras et al. 2022, eq. 5, from σ_max down to σ_min (float64):
     σ_i = (σ_max^{1/ρ} + i/N (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ."""
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int("steps", steps)
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
     if not rho > 0:
@@ -283,20 +290,22 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
 
 def time_grid(schedule: Schedule, steps: int, kind: str = "logSNR", t_start: float | None = None,
               t_end: float | None = None, dtype: torch.dtype = torch.float64,
-              device: torch.device | str | None = None, rho: float = 7.0) -> Tensor:
+              device: torch.device | str | None = None, rho: float | None = None) -> Tensor:
     """The ``steps + 1`` decreasing times a sampler visits, from ``t_start`` (default T) to ``t_end``.
 
     ``kind``: ``"logSNR"`` (uniform in λ, DPM-Solver's choice for few steps), ``"time_uniform"``,
     ``"time_quadratic"`` (uniform in √t, DDIM's choice for CIFAR-10) — Lu et al. 2022, App. D.1 —
     or ``"karras"``: the σ̄ = σ/α = e^{−λ} levels of Karras et al. 2022, eq. 5, with exponent
-    ``rho`` (on :class:`EDMSchedule`, where σ̄ = σ = t, this is EDM's own time grid).
+    ``rho`` (default 7; given with another kind it is an error, not ignored; on
+    :class:`EDMSchedule`, where σ̄ = σ = t, this is EDM's own time grid).
     """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a Schedule, got {type(schedule).__name__}")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int("steps", steps)
     if kind not in GRIDS:
         raise ValueError(f"kind must be one of {GRIDS}, got {kind!r}")
+    if rho is not None and kind != "karras":
+        raise ValueError(f"rho applies only to kind='karras', got rho={rho} with kind={kind!r}")
     t0 = schedule.T if t_start is None else float(t_start)
     t1 = schedule.t_min if t_end is None else float(t_end)
     if not 0 < t1 < t0 <= schedule.T + 1e-12:
@@ -305,8 +314,8 @@ def time_grid(schedule: Schedule, steps: int, kind: str = "logSNR", t_start: flo
     if kind == "logSNR":
         ts = schedule.t_of_lam(torch.linspace(float(ends[0]), float(ends[1]), steps + 1, dtype=torch.float64))
     elif kind == "karras":
-        sbar = karras_sigmas(steps, math.exp(-float(ends[1])), math.exp(-float(ends[0])), rho)
-        ts = schedule.t_of_lam(-torch.log(sbar))
+        sbar = karras_sigmas(steps, math.exp(-float(ends[1])), math.exp(-float(ends[0])), 7.0 if rho is None else rho)
+        ts = schedule.t_of_sbar(sbar)
     elif kind == "time_uniform":
         ts = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
     else:
@@ -317,10 +326,14 @@ def time_grid(schedule: Schedule, steps: int, kind: str = "logSNR", t_start: flo
 
 def check_timesteps(schedule: Schedule, ts: object) -> None:
     """A custom grid: a 1-D tensor of at least 2 strictly decreasing times in (0, T]."""
+    hint = ("; times are continuous, so diffusers' integer timesteps k of N training steps are "
+            "t = (k + 1)/N" if isinstance(schedule, DiscreteVP) else "")
     if not isinstance(ts, Tensor) or ts.dim() != 1 or ts.numel() < 2 or not ts.is_floating_point():
         raise ValueError(f"timesteps must be a 1-D floating-point tensor of at least 2 times, got "
-                         f"{tuple(ts.shape) if isinstance(ts, Tensor) else type(ts).__name__}")
+                         f"{tuple(ts.shape) if isinstance(ts, Tensor) else type(ts).__name__}"
+                         f"{'' if not isinstance(ts, Tensor) else f' of dtype {ts.dtype}'}{hint}")
     if not bool((ts[1:] < ts[:-1]).all()):
         raise ValueError("timesteps must be strictly decreasing (from noise at t≈T to data at t≈0)")
-    if float(ts[-1]) <= 0 or float(ts[0]) > schedule.T + 1e-9:
-        raise ValueError(f"timesteps must lie in (0, T={schedule.T}], got [{float(ts[-1])}, {float(ts[0])}]")
+    # T compared in the grid's own dtype: a float32 grid starts at T rounded to float32, which may exceed T
+    if float(ts[-1]) <= 0 or bool(ts[0] > torch.tensor(schedule.T, dtype=ts.dtype)):
+        raise ValueError(f"timesteps must lie in (0, T={schedule.T}], got [{float(ts[-1])}, {float(ts[0])}]{hint}")

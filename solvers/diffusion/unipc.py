@@ -17,7 +17,9 @@ UniPC of ``order`` p thus converges with order p + 1 (the paper's claim; measure
 coefficients follow diffusers' ``UniPCMultistepScheduler`` (which cites the same paper) and match
 it step for step (tests/test_diffusion_diffusers.py); equation, algorithm and theorem numbers are
 not cited because they could not be checked against the paper's text. The last step is not corrected (that would cost one more evaluation).
-The first steps use orders 1, 2, … as there, or, with ``warmup="full"`` (:mod:`.options`), the
+A ``callback`` sees the predictor's x̃ (as diffusers' ``prev_sample``); a tensor it returns
+replaces x̃ and that step is left uncorrected, since the corrector rebuilds x from the step's
+start. The first steps use orders 1, 2, … as there, or, with ``warmup="full"`` (:mod:`.options`), the
 first p − 1 steps are Runge–Kutta steps of order min(p + 1, 4) in σ̄ (:func:`.pndm.runge_kutta`),
 which keeps order p + 1 (p ≤ 3) from a start below T.
 """
@@ -103,7 +105,8 @@ def unipc(model: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, variant: st
             a = []
         else:  # the paper fixes a = 1/2 for p = 2
             a = torch.tensor([0.5], dtype=x.dtype) if p == 2 else torch.linalg.solve(big_r[:-1, :-1], g[:-1])
-        prev = (x, p)
-        x = _update(x, m0, ds, a, sigma[i], alpha[i + 1], sigma[i + 1], h, b_h)  # UniP
-        x = notify(callback, {"i": i, "t": ts[i + 1], "x": x, "denoised": m_new}, model)
+        prev_x, x_pred = x, _update(x, m0, ds, a, sigma[i], alpha[i + 1], sigma[i + 1], h, b_h)  # UniP
+        x = notify(callback, {"i": i, "t": ts[i + 1], "x": x_pred, "denoised": m_new}, model)
+        # the corrector would rebuild x from x_s: a corrected x from the callback stands uncorrected
+        prev = (prev_x, p) if x is x_pred else None
     return finish(model, x, ts[-1], denoise_to_zero)
