@@ -3,6 +3,19 @@
     python -m benchmarks.datagen [--quick] [--cases darcy_lognormal helmholtz ...] [--device cuda]
     python -m benchmarks.datagen --pipeline [--quick] [--device cuda]
     python -m benchmarks.datagen --pipeline --end-to-end-only --chunk-sizes 32 --samples 128 --threads 2
+    python -m benchmarks.datagen --scaling --threads 1 [--cases helmholtz] [--sizes 130 258]
+        [--methods superlu slmg] [--samples 6] [--tag name]
+
+``--scaling`` (issue 20) measures seconds per sample against grid size on 3-D Darcy
+(log-normal), 3-D convection–diffusion, 3-D Helmholtz (k₀ = 10) and 2-D Helmholtz (k₀ = 20),
+from small grids up to
+where each method gives out (dropped at larger sizes once over ``SCALING_LIMIT_S`` per sample):
+SuperLU with the COLAMD and MMD(AᵀA + A) orderings and its factor's size, pyamg, GMRES-DR and
+GCRO-DR unpreconditioned (sorted and in sample order), and with the device-side multigrid
+preconditioners (Gauss–Seidel multigrid ``gsmg``, shifted-Laplacian multigrid ``slmg``, in
+float64 and mixed float32), CG + multigrid on the SPD case, and GCRO-DR in one block
+(:func:`~sciml.datasets.krylov.gcro_dr_batched`). ``time / fastest`` compares with the fastest
+method at the same size that converged on every sample, measured in the same run.
 
 ``--pipeline`` measures ``generate()`` itself on 128² binary Darcy (130² nodes): the writer
 alone, fed ready arrays, with every compression choice against the previous writer (an
@@ -57,6 +70,8 @@ import torch
 from sciml.datasets import generate, get_pde
 from sciml.datasets.generate import choose_method
 from sciml.datasets.krylov import PRECONDITIONERS, block_diagonal, cg_batched, gmres_batched
+from sciml.datasets.krylov.cudss import gpu_direct, gpu_direct_available
+from sciml.datasets.krylov.gcro_dr_batched import gcro_dr_batched
 from sciml.datasets.krylov._operator import synchronize
 from sciml.datasets.linsolve import DirectFactorization, get_linear_solver
 from sciml.datasets.sorting import get_ordering
@@ -283,6 +298,229 @@ def _table(rows, device):
     return "\n".join(lines) + "\n"
 
 
+# --scaling: time per sample against grid size, where direct factorization gives out
+# (issue 20). case -> (pde, options, preconditioner of the Krylov methods, nodes per side).
+SCALING = {
+    "darcy3d": ("darcy3d", {"coefficient": "lognormal"}, "gsmg", (10, 18, 26, 34, 42, 50, 66)),
+    "convection_diffusion3d": ("convection_diffusion3d", {}, "gsmg",
+                               (10, 18, 26, 34, 42, 50, 66)),
+    "helmholtz": ("helmholtz", {}, "slmg", (66, 130, 258, 514)),
+    "helmholtz3d": ("helmholtz3d", {}, "slmg", (18, 26, 34, 42)),
+}
+SCALING_QUICK = {name: (pde, options, precond, sizes[:2])
+                 for name, (pde, options, precond, sizes) in SCALING.items()}
+SCALING_SAMPLES = 6
+# A method whose last size took longer than this per sample is not run at larger sizes: the
+# point is where each method gives out, within minutes per point on 2 cores.
+SCALING_LIMIT_S = 4.0
+
+
+def scaling_systems(pde, options, resolution, n, seed=0, device="cpu"):
+    """The ``n`` systems ``(A, b)`` of one grid (stationary families), features, family."""
+    family = get_pde(pde, **options)
+    params = family.sample_params(n, resolution, generator=torch.Generator().manual_seed(seed),
+                                  device=device)
+    captured = []
+
+    def record(As, B, X0=None):
+        captured.extend(zip(As, B))
+        return torch.zeros_like(B)
+
+    family.solve(params, record)
+    return captured, family.sort_features(params), family
+
+
+def superlu(pairs, permc_spec):
+    """SuperLU factor and solve per system (``permc_spec`` ordering), with the factor's bytes."""
+    import scipy.sparse.linalg
+    from sciml.datasets.krylov._shared import to_scipy
+    solutions, unconverged, factor_bytes = [], 0, 0
+    start = time.perf_counter()
+    for A, b in pairs:
+        matrix = to_scipy(A).tocsc()
+        lu = scipy.sparse.linalg.splu(matrix, permc_spec=permc_spec)
+        rhs = b.double().cpu().numpy()
+        x = lu.solve(rhs)
+        unconverged += not np.linalg.norm(rhs - matrix @ x) <= RTOL * np.linalg.norm(rhs)
+        # values (8 B) and row indices (4 B) of L and U: what the factorization holds
+        factor_bytes = max(factor_bytes, 12 * (lu.L.nnz + lu.U.nnz))
+        solutions.append(torch.from_numpy(x))
+    return {"seconds": time.perf_counter() - start, "iterations": 0, "solves": len(pairs),
+            "unconverged": unconverged, "factor_mb": factor_bytes / 2 ** 20}, solutions
+
+
+def krylov_run(pairs, order, method, precond, grid, **options):
+    """``method`` with ``precond`` (built per matrix, timed) over ``pairs`` in ``order``; the
+    recycled space of GCRO-DR carried along the order. Returns totals and the solutions."""
+    solve = gpu_direct if method == "gpu_direct" else get_linear_solver(method)
+    if precond == "amg":    # pyamg runs on the CPU: its rows get CPU copies, as a user would
+        pairs = [(A.cpu(), b.cpu()) for A, b in pairs]
+    totals = {"iterations": 0, "unconverged": 0, "solves": 0, "seconds": 0.0}
+    solutions, recycle = [None] * len(pairs), None
+    worst = 0.0
+    device = pairs[0][1].device
+    synchronize(device)
+    start = time.perf_counter()
+    for i in order:
+        A, b = pairs[i]
+        kwargs = dict(options)
+        if method == "gcrodr":
+            kwargs["recycle"] = recycle
+        if precond != "none":
+            kwargs["M"] = PRECONDITIONERS[precond](A, grid_shape=grid)
+        result = solve(A, b, rtol=RTOL, **kwargs)
+        recycle = result.recycle
+        totals["iterations"] += result.iterations
+        totals["unconverged"] += not result.converged
+        totals["solves"] += 1
+        worst = max(worst, result.residual)
+        solutions[i] = result.x.cpu()
+    synchronize(device)
+    totals["seconds"] = time.perf_counter() - start
+    totals["max_true_residual"] = worst
+    return totals, solutions
+
+
+def blocks_run(pairs, order, precond, grid, block, **options):
+    """GCRO-DR in blocks of ``block`` systems along ``order`` (:func:`gcro_dr_batched`), the
+    recycled space carried from block to block; preconditioners built per matrix, timed."""
+    totals = {"iterations": 0, "unconverged": 0, "solves": 0}
+    solutions, recycle, worst = [None] * len(pairs), None, 0.0
+    device = pairs[0][1].device
+    synchronize(device)
+    start = time.perf_counter()
+    for first in range(0, len(order), block):
+        idx = order[first:first + block]
+        As = [pairs[i][0] for i in idx]
+        M = [PRECONDITIONERS[precond](A, grid_shape=grid) for A in As]
+        results = gcro_dr_batched(As, torch.stack([pairs[i][1] for i in idx]), rtol=RTOL, M=M,
+                                  recycle=recycle, **options)
+        recycle = results[0].recycle
+        for i, result in zip(idx, results):
+            totals["iterations"] += result.iterations
+            totals["unconverged"] += not result.converged
+            totals["solves"] += 1
+            worst = max(worst, result.residual)
+            solutions[i] = result.x.cpu()
+    synchronize(device)
+    totals["seconds"] = time.perf_counter() - start
+    totals["max_true_residual"] = worst
+    return totals, solutions
+
+
+def scaling_plan(family, precond, grid, sampled, greedy, device=torch.device("cpu")):
+    """(label, method, order, precond, options) of every method on a case."""
+    plan = [("gpu direct (cuDSS)", "gpu_direct", sampled, "none", {})] if (
+        device.type == "cuda" and gpu_direct_available(device)[0]) else []
+    plan += [("gmresdr(40,20)", "gmresdr", sampled, "none", {}),
+            ("gcrodr(40,20) sampled", "gcrodr", sampled, "none", {}),
+            ("gcrodr(40,20) sorted (SKR)", "gcrodr", greedy, "none", {})]
+    few = {"m": 30, "k": 5}
+    plan += [(f"gmresdr(30,5)+{precond}", "gmresdr", sampled, precond, few),
+             (f"gcrodr(30,5)+{precond} sampled", "gcrodr", sampled, precond, few),
+             (f"gcrodr(30,5)+{precond} sorted", "gcrodr", greedy, precond, few),
+             (f"gcrodr(30,5)+{precond}32 sorted (mixed)", "gcrodr", greedy, f"{precond}32", few)]
+    if precond == "slmg":   # Helmholtz: many iterations, a larger recycled space can pay
+        plan += [(f"gmresdr(40,20)+{precond}", "gmresdr", sampled, precond, {}),
+                 (f"gcrodr(40,20)+{precond} sampled", "gcrodr", sampled, precond, {}),
+                 (f"gcrodr(40,20)+{precond} sorted", "gcrodr", greedy, precond, {}),
+                 (f"gcrodr(40,20)+{precond} sorted, one block", "blocks", greedy, precond, {})]
+    if family.spd:
+        plan += [(f"cg+{precond}", "cg", sampled, precond, {}),
+                 ("amg+cg (pyamg, CPU)", "cg", sampled, "amg", {})]
+    elif precond == "gsmg":
+        plan += [("gmresdr(30,5)+amg (pyamg, CPU)", "gmresdr", sampled, "amg", few)]
+    return plan
+
+
+def scaling_rows(cases, n=SCALING_SAMPLES, limit=SCALING_LIMIT_S, out=None, stem=None,
+                 methods=None, device=torch.device("cpu")):
+    """Seconds per sample of every method at every size of ``cases`` (CPU, 1 thread);
+    ``methods``: substrings, a method runs if its label contains one (default: all)."""
+    wanted = (lambda label: True) if not methods else (
+        lambda label: any(word in label for word in methods))
+    rows = []
+    for name, (pde, options, precond, sizes) in cases.items():
+        slow = set()
+        for resolution in sizes:
+            pairs, features, family = scaling_systems(pde, options, resolution, n,
+                                                      device=device)
+            grid = family.grid_shape(resolution)
+            sampled = list(range(n))
+            greedy = get_ordering("greedy")(features).tolist()
+            measured, reference = [], None
+            for spec in ("COLAMD", "MMD_AT_PLUS_A"):
+                label = f"superlu ({spec})"
+                if label in slow or not wanted(label):
+                    continue
+                totals, solutions = superlu(pairs, spec)
+                reference = reference or solutions
+                measured.append((label, totals, solutions))
+            for label, method, order, pre, options_ in scaling_plan(family, precond, grid,
+                                                                   sampled, greedy, device):
+                if label in slow or not wanted(label):
+                    continue
+                if method == "blocks":
+                    totals, solutions = blocks_run(pairs, order, pre, grid, n, **options_)
+                else:
+                    totals, solutions = krylov_run(pairs, order, method, pre, grid, **options_)
+                measured.append((label, totals, solutions))
+            if reference is None:   # beyond SuperLU: the first preconditioned method's solutions
+                reference = next(sol for label, t, sol in measured if "+" in label
+                                 and t["unconverged"] == 0)
+            for label, totals, solutions in measured:
+                per_sample = totals["seconds"] / n
+                if per_sample > limit:
+                    slow.add(label)
+                error = max(_error(x.cpu(), r.cpu()) for x, r in zip(solutions, reference))
+                rows.append({"case": name, "resolution": resolution,
+                             "unknowns": int(np.prod(grid)), "method": label, "n": n,
+                             "seconds_per_sample": per_sample,
+                             "mean_iterations": totals["iterations"] / totals["solves"],
+                             "unconverged": totals["unconverged"], "error": error,
+                             "factor_mb": totals.get("factor_mb"),
+                             "max_true_residual": totals.get("max_true_residual")})
+                print(f"  {name:22s} {resolution:4d} {label:40s} {per_sample:9.3f} s/sample "
+                      f"{rows[-1]['mean_iterations']:7.1f} it {totals['unconverged']} missed "
+                      f"err {error:.1e}", flush=True)
+            best = min(r["seconds_per_sample"] for r in rows
+                       if r["case"] == name and r["resolution"] == resolution
+                       and r["unconverged"] == 0)
+            for r in rows:
+                if r["case"] == name and r["resolution"] == resolution:
+                    r["time_vs_fastest"] = r["seconds_per_sample"] / best
+            if out is not None:   # written after every point: an interrupted run keeps them
+                (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+                (out / f"{stem}.md").write_text(_scaling_table(rows, n, limit, device))
+    return rows
+
+
+def _scaling_table(rows, n, limit, device=torch.device("cpu")):
+    where = (f"device {torch.cuda.get_device_name(device)}; SuperLU and pyamg on the CPU "
+             f"({torch.get_num_threads()} threads); GPU direct solve: "
+             f"{gpu_direct_available(device)[1] or 'torch.sparse.spsolve (cuDSS)'}"
+             if device.type == "cuda" else
+             f"2-core CPU dev machine, {torch.get_num_threads()} torch thread(s)")
+    lines = ["# Time per sample against grid size: direct, AMG, Krylov with and without "
+             "recycling", "",
+             f"Machine: {platform.machine()}, {where}, torch {torch.__version__}; rtol "
+             f"{RTOL:g}, {n} samples per "
+             f"point; a method is dropped at larger sizes once it took over {limit:g} s per "
+             f"sample. `time / fastest` is to the fastest method at the same size that "
+             f"converged on every sample, in the same run. Errors are relative to SuperLU "
+             f"(beyond it: to the first preconditioned method). `factor MB`: SuperLU's L+U.",
+             "", "| case | nodes/side | unknowns | method | s/sample | mean it. | missed "
+             "| max rel. err | factor MB | time / fastest |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        factor = f"{r['factor_mb']:.0f}" if r["factor_mb"] is not None else "—"
+        lines.append(f"| {r['case']} | {r['resolution']} | {r['unknowns']} | {r['method']} | "
+                     f"{r['seconds_per_sample']:.3f} | {r['mean_iterations']:.1f} | "
+                     f"{r['unconverged']} | {r['error']:.1e} | {factor} | "
+                     f"{r.get('time_vs_fastest', float('nan')):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 PIPELINE_RESOLUTION = 130
 WRITER_CHOICES = ("auto", "none", "lzf", "gzip-1", "gzip-4")
 
@@ -457,7 +695,19 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=None,
                         help="--pipeline: samples per end-to-end run (default by device and chunk size)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--cases", nargs="+", default=None, choices=sorted(FULL))
+    parser.add_argument("--cases", nargs="+", default=None,
+                        choices=sorted(set(FULL) | set(SCALING)))
+    parser.add_argument("--scaling", action="store_true",
+                        help="time per sample against grid size (3-D Darcy, 3-D "
+                             "convection-diffusion, 3-D and 2-D Helmholtz)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="--scaling: nodes per side to run (default: each case's list)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="--scaling: run only methods whose label contains one of these")
+    parser.add_argument("--tag", default=None, help="--scaling: suffix of the result files")
+    parser.add_argument("--limit", type=float, default=SCALING_LIMIT_S,
+                        help="--scaling: seconds per sample past which a method is not run "
+                             "at the next size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -466,8 +716,13 @@ def main(argv=None):
             parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.chunk_sizes and min(args.chunk_sizes) < 1:
         parser.error(f"--chunk-sizes must be positive integers, got {args.chunk_sizes}")
-    if not args.pipeline and (args.end_to_end_only or args.chunk_sizes or args.samples):
-        parser.error("--end-to-end-only, --chunk-sizes and --samples need --pipeline")
+    if not args.pipeline and (args.end_to_end_only or args.chunk_sizes):
+        parser.error("--end-to-end-only and --chunk-sizes need --pipeline")
+    if args.samples and not (args.pipeline or args.scaling):
+        parser.error("--samples needs --pipeline or --scaling")
+    if (args.sizes or args.methods or args.tag or args.limit != SCALING_LIMIT_S) \
+            and not args.scaling:
+        parser.error("--sizes, --methods, --tag and --limit need --scaling")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -478,6 +733,19 @@ def main(argv=None):
         stem += "_" + "_".join(args.cases)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if args.scaling:
+        chosen = SCALING_QUICK if args.quick else SCALING
+        chosen = {name: (pde, options, precond, tuple(args.sizes) if args.sizes else sizes)
+                  for name, (pde, options, precond, sizes) in chosen.items()
+                  if not args.cases or name in args.cases}
+        stem = f"datagen_scaling{'_quick' if args.quick else ''}_{device.type}" + (
+            "_" + "_".join(args.cases) if args.cases else "") + (
+            f"_{args.tag}" if args.tag else "")
+        samples = args.samples or SCALING_SAMPLES
+        rows = scaling_rows(chosen, n=samples, limit=args.limit, out=out, stem=stem,
+                            methods=args.methods, device=device)
+        print(_scaling_table(rows, samples, args.limit, device))
+        return rows
     if args.pipeline:
         return pipeline_main(device, args.quick, out, args.chunk_sizes, args.samples,
                              writer=not args.end_to_end_only)

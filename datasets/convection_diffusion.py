@@ -51,6 +51,8 @@ class ConvectionDiffusion(GridFamily):
     """
 
     name = "convection_diffusion"
+    #: The preconditioner of its Krylov solves: multigrid with Gauss–Seidel smoothing.
+    krylov_preconditioner = "gsmg"
     in_channels = 2
     out_channels = 1
     spd = False

@@ -78,7 +78,9 @@ __all__ = ["generate", "choose_method", "BlockSolver"]
 #: Largest default block of the batched solvers on the CPU.
 CPU_BATCH = 32
 _CPU_ONLY = {"amg", "ilu", "lu"}
-_SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "amg", "lu"}
+_SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "gsmg", "amg", "lu"}
+# Preconditioners built for one grid of any dimension, not for a block-diagonal stack.
+_SINGLE_GRID = {"gsmg", "gsmg32", "slmg", "slmg32"}
 
 
 def _check_int(name, value, low, high=2 ** 63 - 1):
@@ -105,8 +107,16 @@ def _check_device(device):
     return device
 
 
+#: Largest solve resolution (nodes per side) at which GCRO-DR(40, 20) without a
+#: preconditioner, recycling along the greedy order, was the fastest correct CPU method:
+#: 3-D Helmholtz at 24³ (0.153 s per sample against 0.210 for GMRES-DR + shifted-Laplacian
+#: multigrid and 0.768 for SuperLU) and 32³ (within 8% of the multigrid's 0.487 s);
+#: benchmarks/results/datagen_scaling_cpu_helmholtz3d_confirm.md.
+_RECYCLE_UNPRECONDITIONED = {"helmholtz3d": 34}
+
+
 def choose_method(family, device, solver="auto", precond="auto", order="auto", batch=None,
-                  chunk_size=32):
+                  chunk_size=32, resolution=None):
     """Resolve ``"auto"`` choices into the method :func:`generate` runs, and say why.
 
     The rules follow ``benchmarks/datagen.py`` (results in ``benchmarks/results/datagen_*``):
@@ -122,7 +132,18 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
       that are not SPD (non-symmetric, indefinite), where on the Helmholtz systems it was over
       100 times faster than any Krylov method including SKR (whose GMRES(40) baseline stalls
       at its iteration cap);
+    - 3-D families (``dim = 3``; benchmarks/results/datagen_scaling_cpu*.md): CG (SPD) or
+      GMRES-DR (not SPD) with the family's multigrid (``"gsmg"``, Helmholtz ``"slmg"``), one
+      system at a time, on either device: SuperLU's 3-D fill-in makes it slower from 16³ on;
+      on the CPU, 3-D Helmholtz up to ``resolution`` 34 is solved by GCRO-DR recycling along
+      the greedy order without preconditioner, the fastest method measured there;
+    - on CUDA, families that are not SPD but name a ``krylov_preconditioner`` (Helmholtz:
+      shifted-Laplacian multigrid; convection–diffusion: Gauss–Seidel multigrid) are solved
+      on the device by GCRO-DR recycling along the greedy order, not sent to the CPU;
     - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method).
+
+    ``resolution`` (nodes per side of the solve grid, optional) selects the size-dependent
+    rules; without it the size-independent choice is made.
 
     Returns
     -------
@@ -137,9 +158,46 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
         with CG, a batch larger than a chunk or without a batched solver.
     """
     reasons = []
+    dim = getattr(family, "dim", 2)
     if solver == "skr":
         solver, order = "gcrodr", ("greedy" if order == "auto" else order)
         reasons.append("SKR: GCRO-DR with the recycled space carried along the greedy order")
+    if solver == "auto" and dim == 3:
+        # 3-D (benchmarks/results/datagen_scaling_cpu.md): SuperLU's fill-in makes it 6.4x
+        # slower than CG + Gauss–Seidel multigrid at 16³ and 34x at 32³ (darcy3d rows 18, 34),
+        # and 47x slower than GMRES-DR + the same multigrid at 32³ (convection_diffusion3d row
+        # 34); pyamg is 0.7x (16³) to 1.8x (64³) the multigrid's time there, 2.5x on Darcy at
+        # 64³ (datagen_scaling_cpu_darcy3d_check66.md), and runs on the CPU only. Indefinite
+        # 3-D Helmholtz (datagen_scaling_cpu_helmholtz3d_confirm.md): recycling GCRO-DR without
+        # preconditioner up to 32³ (see _RECYCLE_UNPRECONDITIONED), GMRES-DR + the
+        # shifted-Laplacian multigrid from 40³ (0.90 s against 1.02 for GCRO-DR + the same
+        # multigrid, 1.22 recycled without it, 22 for SuperLU).
+        recycle_up_to = _RECYCLE_UNPRECONDITIONED.get(family.name, 0)
+        if device.type == "cpu" and precond == "auto" and resolution is not None \
+                and resolution <= recycle_up_to:
+            solver, precond, order = "gcrodr", "none", ("greedy" if order == "auto" else order)
+            reasons.append(f"3-D indefinite, at most {recycle_up_to} nodes per side on the "
+                           f"CPU: GCRO-DR recycling along the greedy order, no preconditioner "
+                           f"(fastest measured there)")
+        else:
+            precond = family.krylov_preconditioner if precond == "auto" else precond
+            solver = "cg" if family.spd else "gmresdr"
+            reasons.append("3-D SPD: CG with the Gauss–Seidel multigrid (SuperLU's fill-in "
+                           "grows as N^(4/3))" if family.spd else
+                           f"3-D, not SPD: GMRES-DR with the {precond} multigrid, on the "
+                           f"device")
+    elif solver == "auto" and device.type == "cuda" and not family.spd and \
+            getattr(family, "krylov_preconditioner", None) is not None:
+        # On a GPU the non-symmetric and indefinite systems stay on the device: SuperLU would
+        # run them on the CPU. Helmholtz: GCRO-DR(40, 20) with the shifted-Laplacian
+        # multigrid in SKR's order, the fastest Krylov method on every CPU row (0.84-0.90x
+        # fresh GMRES-DR(40, 20) + the same multigrid at 64²-256², 0.72x at 512²:
+        # benchmarks/results/datagen_scaling_cpu*.md, helmholtz); on the CPU SuperLU stays
+        # 9-35x faster than it up to 512², so the CPU rule below keeps SuperLU.
+        precond = family.krylov_preconditioner if precond == "auto" else precond
+        solver, order = "gcrodr", ("greedy" if order == "auto" else order)
+        reasons.append(f"CUDA, not SPD: GCRO-DR recycling along the greedy order with "
+                       f"{precond} on the device")
     if solver == "auto":
         one_solve_per_matrix = family.matrix_varies and family.time_steps is None
         if family.spd and (device.type == "cuda" or one_solve_per_matrix):
@@ -161,6 +219,12 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
     if order == "auto":
         order = "identity"
     batch = 1 if batch is None else _check_int("batch", batch, 1)
+    if dim == 3 and precond == "mg":
+        raise ValueError(f"PDE {family.name!r} is 3-D and precond='mg' is the 2-D multigrid; "
+                         f"use precond='gsmg' (geometric multigrid in 2-D and 3-D)")
+    if batch > 1 and precond in _SINGLE_GRID:
+        raise ValueError(f"precond={precond!r} preconditions one grid, not a stacked block; "
+                         f"use batch=1 (got batch={batch})")
     if batch > chunk_size:
         raise ValueError(f"batch must be <= chunk_size={chunk_size} (blocks are cut within a "
                          f"chunk), got batch={batch}; raise chunk_size")
@@ -206,9 +270,9 @@ def _available_memory(device):
         return None
 
 
-def _check_memory(solve_resolution, chunk_size, batch, device):
+def _check_memory(solve_resolution, chunk_size, batch, device, dim=2):
     """Refuse, before any allocation, a chunk whose estimated peak memory does not fit."""
-    nodes = solve_resolution ** 2  # per sample, on the solve grid
+    nodes = solve_resolution ** dim  # per sample, on the solve grid
     need = nodes * (_BYTES_PER_NODE_CHUNK * chunk_size + _BYTES_PER_NODE_BLOCK * batch)
     free = _available_memory(device)
     if free is None or need <= free:
@@ -217,8 +281,8 @@ def _check_memory(solve_resolution, chunk_size, batch, device):
     fits = max(0, free // per_sample)
     hint = (f"use chunk_size <= {fits}" if fits >= 1 else
             f"use a coarser grid (resolution or solve_resolution at most about "
-            f"{int((free / (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)) ** 0.5)})")
-    raise ValueError(f"a chunk of {chunk_size} samples at {solve_resolution}² needs about "
+            f"{int((free / (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)) ** (1 / dim))})")
+    raise ValueError(f"a chunk of {chunk_size} samples at {solve_resolution}^{dim} needs about "
                      f"{need / 2 ** 30:.1f} GiB on {device.type}, {free / 2 ** 30:.1f} GiB is "
                      f"free: {hint}")
 
@@ -365,7 +429,8 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         raise ValueError(f"unknown order {order!r}; expected 'auto' or one of: "
                          f"{', '.join(sorted(ORDERINGS))}")
     family = get_pde(pde, **pde_options)
-    method = choose_method(family, device, solver, precond, order, batch, chunk_size)
+    method = choose_method(family, device, solver, precond, order, batch, chunk_size,
+                           solve_resolution)
 
     config = {"pde": pde, "pde_options": family.to_dict(), "n": n, "n_test": n_test,
               "resolution": resolution, "solve_resolution": solve_resolution,
@@ -378,7 +443,8 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     info = distributed.setup(use_cuda=device.type == "cuda")
     if device.type == "cuda" and device.index is None and info.enabled:
         device = torch.device("cuda", info.local_rank)
-    _check_memory(solve_resolution, min(chunk_size, n), method["batch"], device)
+    _check_memory(solve_resolution, min(chunk_size, n), method["batch"], device,
+                  getattr(family, "dim", 2))
 
     # Rank 0 alone takes the lock and checks and prepares the parts folder; the others learn
     # the outcome.
@@ -467,7 +533,8 @@ def _run(family, config, method, out, parts, device, info, progress, callback):
                      "sciml_version": sciml.__version__, "format_version": FORMAT_VERSION,
                      "n_train": n - config["n_test"], "n_test": config["n_test"],
                      "method": method["reason"], "rng_device": device.type}
-            unconverged = writer.finish(attrs, grid={"x": x, "y": x})
+            axes = ("x", "y", "z")[:getattr(family, "dim", 2)]
+            unconverged = writer.finish(attrs, grid={axis: x for axis in axes})
             shutil.rmtree(parts)
         _barrier(info)
     finally:

@@ -57,6 +57,8 @@ class Helmholtz(GridFamily):
     """
 
     name = "helmholtz"
+    #: The preconditioner of its Krylov solves: the shifted-Laplacian multigrid.
+    krylov_preconditioner = "slmg"
     in_channels = 1
     out_channels = 1
     spd = False

@@ -1,7 +1,8 @@
 """PDE families by name: the registry :data:`PDES` and :func:`get_pde`.
 
 A family (one per file: :mod:`.darcy`, :mod:`.poisson`, :mod:`.helmholtz`, :mod:`.heat`,
-:mod:`.convection_diffusion`) is a class with
+:mod:`.convection_diffusion`, and on the unit cube :mod:`.darcy3d`,
+:mod:`.convection_diffusion3d`, :mod:`.helmholtz3d`) is a class with
 
 - ``name``, ``in_channels``, ``out_channels``; ``time_steps`` (None when stationary, else the
   number T of stored steps: outputs are ``(n, C_out, T, R, R)``); ``spd`` (every system is
@@ -20,20 +21,27 @@ A family (one per file: :mod:`.darcy`, :mod:`.poisson`, :mod:`.helmholtz`, :mod:
   shape ``(n, N)``) and returns the solutions on the full grid.
 
 All discretize on the nodes ``x_i = i/(R − 1)`` of the unit square, boundary included, with
-the second-order five-point stencils of :mod:`.fdm`.
+the second-order five-point stencils of :mod:`.fdm`; the 3-D families (``dim = 3``) on the
+unit cube with the seven-point stencils of :mod:`.fdm3d`, their fields ``(n, C, R, R, R)``
+and their unknowns ``(R − 2)³``.
 """
 import inspect
 
 from .convection_diffusion import ConvectionDiffusion
+from .convection_diffusion3d import ConvectionDiffusion3D
 from .darcy import Darcy
+from .darcy3d import Darcy3D
 from .heat import Heat
 from .helmholtz import Helmholtz
+from .helmholtz3d import Helmholtz3D
 from .poisson import Poisson
 
-__all__ = ["Darcy", "Poisson", "Helmholtz", "Heat", "ConvectionDiffusion", "PDES", "get_pde"]
+__all__ = ["Darcy", "Poisson", "Helmholtz", "Heat", "ConvectionDiffusion", "Darcy3D",
+           "ConvectionDiffusion3D", "Helmholtz3D", "PDES", "get_pde"]
 
 PDES = {family.name: family for family in (Darcy, Poisson, Helmholtz, Heat,
-                                            ConvectionDiffusion)}
+                                            ConvectionDiffusion, Darcy3D,
+                                            ConvectionDiffusion3D, Helmholtz3D)}
 
 
 def get_pde(name, **options):

@@ -129,10 +129,10 @@ def solve_chunk(family, params, perm, block_solver, config, timer, bar=None, fir
     return outputs, diagnostics
 
 
-def _subsample(value, fine, stride):
-    """Keep every ``stride``-th node of a field on the fine grid (its last two axes)."""
-    if value.ndim >= 3 and value.shape[-2:] == (fine, fine):
-        return value[..., ::stride, ::stride]
+def _subsample(value, fine, stride, dim=2):
+    """Keep every ``stride``-th node of a field on the fine grid (its last ``dim`` axes)."""
+    if value.ndim >= dim + 1 and value.shape[-dim:] == (fine,) * dim:
+        return value[(..., *(slice(None, None, stride),) * dim)]
     return value
 
 
@@ -175,10 +175,11 @@ def to_host(family, params, outputs, config, timer):
     fine, coarse = config["solve_resolution"], config["resolution"]
     stride = (fine - 1) // (coarse - 1)
     dtype = STORED_DTYPES[config["dtype"]]
+    dim = getattr(family, "dim", 2)  # the 3-D families set dim = 3
     with timer("copy", sync=False):  # the copies run on while the caller goes on
-        fields = {"inputs": _subsample(family.inputs(params), fine, stride).to(dtype),
-                  "outputs": _subsample(outputs, fine, stride).to(dtype)}
-        fields.update({f"params/{key}": _subsample(value, fine, stride)
+        fields = {"inputs": _subsample(family.inputs(params), fine, stride, dim).to(dtype),
+                  "outputs": _subsample(outputs, fine, stride, dim).to(dtype)}
+        fields.update({f"params/{key}": _subsample(value, fine, stride, dim)
                        for key, value in params.items()})
         if outputs.device.type != "cuda":
             return HostChunk({name: value.contiguous() for name, value in fields.items()})

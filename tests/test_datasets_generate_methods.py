@@ -183,10 +183,13 @@ def test_a_nan_solve_is_stored_as_nan_not_as_a_small_residual(tmp_path, monkeypa
 def test_gpu_defaults_and_refusals_are_decided_before_any_work():
     cuda = torch.device("cuda")
     darcy, helmholtz = get_pde("darcy"), get_pde("helmholtz")
+    cpu = torch.device("cpu")
     method = choose_method(darcy, cuda, chunk_size=128)
     assert (method["solver"], method["precond"], method["batch"]) == ("cg", "mg", 128)
-    assert choose_method(helmholtz, cuda)["solver"] == "direct"
-    cpu = torch.device("cpu")
+    # not SPD on a GPU: solved on the device by recycling, not sent to SuperLU on the CPU
+    on_gpu = choose_method(helmholtz, cuda)
+    assert (on_gpu["solver"], on_gpu["precond"], on_gpu["order"]) == ("gcrodr", "slmg", "greedy")
+    assert choose_method(helmholtz, cpu)["solver"] == "direct"
     assert choose_method(darcy, cpu, chunk_size=16)["batch"] == 16
     assert choose_method(darcy, cpu, chunk_size=256)["batch"] == 32  # larger blocks run slower
     assert choose_method(darcy, cuda, chunk_size=1024)["batch"] == 1024

@@ -177,7 +177,8 @@ def test_direct_solver_reports_true_residual_and_failure():
     (lambda: Darcy(coefficient="uniform"), ValueError, "'uniform'"),
     (lambda: Darcy(a_low=0.0), ValueError, "a_low"),
     (lambda: get_pde("foo"), ValueError,
-     "unknown PDE 'foo'; expected one of: convection_diffusion, darcy, heat, helmholtz, poisson"),
+     "unknown PDE 'foo'; expected one of: convection_diffusion, convection_diffusion3d, "
+     "darcy, darcy3d, heat, helmholtz, helmholtz3d, poisson"),
     (lambda: get_pde("darcy", viscosity=1.0), ValueError, "viscosity"),
     (lambda: get_linear_solver("not_a_solver"), ValueError, "'not_a_solver'"),
     (lambda: grf(0, 8), ValueError, "n_samples must be >= 1, got 0"),

@@ -130,7 +130,8 @@ def test_cpu_preconditioners_accelerate_gmres(name):
 
 
 def test_registry_and_errors():
-    assert set(PRECONDITIONERS) == {"none", "jacobi", "chebyshev", "mg", "amg", "ilu", "lu"}
+    assert set(PRECONDITIONERS) == {"none", "jacobi", "chebyshev", "mg", "amg", "ilu", "lu",
+                                    "gsmg", "gsmg32", "slmg", "slmg32"}
     A, b = _darcy(10)
     assert PRECONDITIONERS["none"](A) is None
     with pytest.raises(ValueError, match="grid_shape must be given"):
