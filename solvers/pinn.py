@@ -23,6 +23,13 @@ Around that core:
 - the Adam-then-L-BFGS schedule of Rathore, Lei, Frangella, Lu & Udell 2024, "Challenges in
   training PINNs: a loss landscape perspective" (ICML): two ``Trainer.fit`` calls on one solver.
 
+Problems a user brings: a :class:`Domain` on any shape of :mod:`~sciml.solvers.pinn_geometry`
+(boxes, balls, polygons and their unions, differences and intersections) with named boundary
+parts; conditions per part, each its own weighted loss term (:mod:`~sciml.solvers.pinn_conditions`:
+Dirichlet, Neumann, Robin, periodic, initial value and rate, observations); several outputs with
+derivatives addressed per output (``d["u", "xx"]``, any order, cached); trainable coefficients
+(``PDEProblem(parameters=...)``, read as ``d.params``) for inverse problems.
+
 How the Trainer feeds it: a PINN has no data set, so :class:`Collocation` is a small map-style
 Dataset whose every item is one complete set of collocation points (a dict of point tensors).
 One step uses ``batch_size`` sets (normally one: full batch, what L-BFGS needs); with
@@ -44,8 +51,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -53,67 +59,71 @@ from torch import Tensor, nn
 
 from sciml.solver import Solver
 from sciml.solvers.pinn_causal import causal_residual
+from sciml.solvers.pinn_conditions import Condition
 from sciml.solvers.pinn_features import InputFeatures
+from sciml.solvers.pinn_geometry import SAMPLERS, Box, Geometry, box_faces, unit_samples
 from sciml.validation import positive_int
 
 __all__ = ["Domain", "Derivatives", "PDEProblem", "PINNSolver", "Collocation", "MLP", "SAMPLERS", "TERMS"]
 
-SAMPLERS = ("uniform", "lhs", "sobol")
-TERMS = ("residual", "boundary", "initial")
+TERMS = ("residual", "boundary", "initial")  # the terms of the problem's own boundary and initial fields
 REFINEMENTS = ("rar", "rar-d")
 _ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
 
 
-def unit_samples(n: int, dim: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
-    """``n`` points in the unit cube [0, 1)^dim, float64, reproducible from ``seed``.
-
-    ``"uniform"``: independent uniform draws; ``"lhs"``: Latin hypercube; ``"sobol"``:
-    scrambled Sobol' sequence (best balanced when ``n`` is a power of two).
-    """
-    positive_int("n", n)
-    positive_int("dim", dim)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "uniform":
-        return torch.rand(n, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    from scipy.stats import qmc
-
-    if sampler == "lhs":
-        return torch.from_numpy(qmc.LatinHypercube(d=dim, seed=seed).random(n))
-    with warnings.catch_warnings():  # a Sobol' set of any size is still a good point set
-        warnings.filterwarnings("ignore", message="The balance properties of Sobol")
-        return torch.from_numpy(qmc.Sobol(d=dim, scramble=True, seed=seed).random(n))
-
-
 class Domain:
-    """A box in space, times an optional time interval.
+    """A region in space (a box, or any :mod:`~sciml.solvers.pinn_geometry` shape), times an optional
+    time interval.
 
     Parameters
     ----------
-    space : ``[(lo, hi), ...]``, one interval per spatial dimension.
+    space : ``[(lo, hi), ...]``, one interval per spatial dimension, or a
+        :class:`~sciml.solvers.pinn_geometry.Geometry` (disk, polygon, their combinations, ...).
     time : ``(t0, t1)`` or None for a steady problem.
-    names : one letter per spatial coordinate (default ``x``, ``y``, ``z``); time is ``t``.
+    names : one name per spatial coordinate (default ``x``, ``y``, ``z``, and ``x0``, ``x1``, ... beyond
+        three dimensions); time is ``t``.
+    parts : named parts of the boundary, ``{name: predicate}`` with ``predicate(points (n, dim)) ->
+        bool (n,)``; conditions refer to them by name. A box also has its faces ``"x_min"``,
+        ``"x_max"``, ``"y_min"``, ... (named after ``names``).
 
     Points are rows ``(x_1, ..., x_d, t)`` of shape ``(n, dim)``.
     """
 
-    def __init__(self, space: Sequence[tuple[float, float]], time: tuple[float, float] | None = None,
-                 names: Sequence[str] | None = None):
-        space = [tuple(map(float, s)) for s in space]
-        if not space or any(len(s) != 2 or not s[0] < s[1] for s in space):
-            raise ValueError(f"space must be a non-empty list of intervals (lo, hi) with lo < hi, got {space!r}")
+    def __init__(self, space: Sequence[tuple[float, float]] | Geometry, time: tuple[float, float] | None = None,
+                 names: Sequence[str] | None = None, parts: dict[str, Callable[[Tensor], Tensor]] | None = None):
+        if isinstance(space, Geometry):
+            self.geometry = space
+            space = list(zip(space.lower.tolist(), space.upper.tolist()))
+        else:
+            space = [tuple(map(float, s)) for s in space]
+            if not space or any(len(s) != 2 or not s[0] < s[1] for s in space):
+                raise ValueError(f"space must be a non-empty list of intervals (lo, hi) with lo < hi or a Geometry, "
+                                 f"got {space!r}")
+            self.geometry = Box([s[0] for s in space], [s[1] for s in space])
         if time is not None and (len(time) != 2 or not float(time[0]) < float(time[1])):
             raise ValueError(f"time must be (t0, t1) with t0 < t1 or None, got {time!r}")
-        names = tuple(names) if names is not None else ("x", "y", "z")[: len(space)]
+        if names is None:
+            names = ("x", "y", "z")[: len(space)] if len(space) <= 3 else tuple(f"x{i}" for i in range(len(space)))
+        names = tuple(names)
         if len(names) != len(space) or len(set(names)) != len(names) or "t" in names \
-                or any(not (isinstance(c, str) and len(c) == 1 and c.isalpha()) for c in names):
-            raise ValueError(f"names must be {len(space)} distinct single letters other than 't', got {names!r}")
+                or any(not (isinstance(c, str) and c.isidentifier()) for c in names):
+            raise ValueError(f"names must be {len(space)} distinct identifiers other than 't' (single letters read "
+                             f"best: d['xy']), got {names!r}")
         self.space = space
         self.time = (float(time[0]), float(time[1])) if time is not None else None
         self.names = names + (("t",) if self.time else ())
         bounds = space + ([self.time] if self.time else [])
         self.lower = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
         self.upper = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
+        self.parts: dict[str, Callable[[Tensor], Tensor]] = {}
+        if isinstance(self.geometry, Box):
+            for i, c in enumerate(names):
+                for side in ("min", "max"):
+                    self.parts[f"{c}_{side}"] = self.geometry.face(i, side)
+        for key, predicate in (parts or {}).items():
+            if not isinstance(key, str) or not callable(predicate):
+                raise TypeError(f"parts must map names to predicates on points, got {key!r}: {predicate!r}")
+            self.parts[key] = predicate
 
     @property
     def dim(self) -> int:
@@ -123,60 +133,110 @@ class Domain:
     def space_dim(self) -> int:
         return len(self.space)
 
+    @property
+    def _box(self) -> bool:
+        return type(self.geometry) is Box
+
     def __repr__(self) -> str:
-        return f"Domain(space={self.space}, time={self.time}, names={self.names[: self.space_dim]})"
+        space = self.space if self._box else self.geometry
+        return f"Domain(space={space}, time={self.time}, names={self.names[: self.space_dim]})"
+
+    def _with_time(self, points: Tensor, unit_time: Tensor) -> Tensor:
+        """Space points joined with times mapped from unit samples (nothing for a steady domain)."""
+        if self.time is None:
+            return points
+        t0, t1 = self.time
+        return torch.cat([points, t0 + (t1 - t0) * unit_time[:, :1]], 1)
 
     def interior(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
-        """``(n, dim)`` points in the box (space × time)."""
-        return self.lower + (self.upper - self.lower) * unit_samples(n, self.dim, sampler, seed)
+        """``(n, dim)`` points in the region (space × time)."""
+        if self._box:
+            return self.lower + (self.upper - self.lower) * unit_samples(n, self.dim, sampler, seed)
+        u = self.geometry.interior(n, sampler, seed, extra=1 if self.time else 0)
+        return self._with_time(u[:, : self.space_dim], u[:, self.space_dim:])
 
     def initial(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
         """``(n, dim)`` points on the initial slice t = t0."""
         if self.time is None:
             raise ValueError("a steady domain (time=None) has no initial slice")
         s = self.space_dim
-        pts = self.lower[:s] + (self.upper[:s] - self.lower[:s]) * unit_samples(n, s, sampler, seed)
+        if self._box:
+            pts = self.lower[:s] + (self.upper[:s] - self.lower[:s]) * unit_samples(n, s, sampler, seed)
+        else:
+            pts = self.geometry.interior(n, sampler, seed)
         return torch.cat([pts, torch.full((n, 1), self.time[0], dtype=torch.float64)], dim=1)
 
-    def _faces(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """Spatial face index (dimension) of each unit sample, chosen by face measure, and the
-        remaining unit coordinates."""
-        length = self.upper[: self.space_dim] - self.lower[: self.space_dim]
-        measure = torch.stack([length.prod() / length[i] for i in range(self.space_dim)])
-        edges = torch.cumsum(measure / measure.sum(), 0)
-        face = torch.searchsorted(edges, u[:, 0].contiguous(), right=True).clamp_max(self.space_dim - 1)
-        return face, u[:, 1:]
+    def boundary(self, n: int, sampler: str = "sobol", seed: int = 0, part: Any = None) -> Tensor:
+        """``(n, dim)`` points on the spatial boundary (times the time interval), uniform in surface
+        measure; on one ``part`` (a name in :attr:`parts` or a predicate) if given."""
+        return self.boundary_normals(n, sampler, seed, part)[0]
 
-    def _on_face(self, face: Tensor, rest: Tensor, side: Tensor) -> Tensor:
-        n, d = face.shape[0], self.dim
-        full = torch.zeros(n, d, dtype=torch.float64)
-        for i in range(self.space_dim):  # a loop over dimensions, not points
-            rows = face == i
-            others = torch.tensor([j for j in range(d) if j != i], dtype=torch.long)
-            full[rows.nonzero(as_tuple=True)[0][:, None], others] = rest[rows]
-        points = self.lower + (self.upper - self.lower) * full
-        for i in range(self.space_dim):  # the face coordinate set exactly: lo + (hi − lo)·1 may round
-            rows = face == i
-            points[rows, i] = torch.where(side[rows] > 0, self.upper[i], self.lower[i])
-        return points
+    def boundary_normals(self, n: int, sampler: str = "sobol", seed: int = 0,
+                         part: Any = None) -> tuple[Tensor, Tensor]:
+        """``(points (n, dim), outward normals (n, space_dim))`` on the boundary or one ``part`` of it:
+        points of the whole boundary are drawn and those on the part kept, more until n are."""
+        positive_int("n", n)
+        if part is not None:
+            predicate = self._part(part)
+            m = 4 * n
+            while m <= max(1 << 20, 256 * n):  # a part of measure ~ 0 would take forever: give up
+                points, normals = self.boundary_normals(m, sampler, seed)
+                keep = torch.as_tensor(predicate(points), dtype=torch.bool)
+                if keep.shape != points.shape[:1]:
+                    raise ValueError(f"part {part!r} must return a bool tensor of shape ({m},), "
+                                     f"got {tuple(keep.shape)}")
+                if int(keep.sum()) >= n:
+                    return points[keep][:n], normals[keep][:n]
+                m *= 4
+            raise ValueError(f"part {part!r} holds almost none of the boundary ({int(keep.sum())} of {m} points)")
+        if self._box:
+            points = box_faces(unit_samples(n, self.dim + 1, sampler, seed), self.lower, self.upper, self.space_dim)[0]
+            return points, self.geometry.normal(points[:, : self.space_dim])
+        points, normals = self.geometry.boundary(n, sampler, seed, extra=1 if self.time else 0)
+        return self._with_time(points[:, : self.space_dim], points[:, self.space_dim:]), normals
 
-    def boundary(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
-        """``(n, dim)`` points on the spatial boundary (times the time interval), each face drawn
-        in proportion to its measure."""
-        u = unit_samples(n, self.dim + 1, sampler, seed)
-        face, rest = self._faces(u[:, :-1])
-        side = (u[:, -1] >= 0.5).to(torch.float64)
-        return self._on_face(face, rest, side)
+    def _part(self, part: Any) -> Callable[[Tensor], Tensor]:
+        if callable(part):
+            return part
+        if part not in self.parts:
+            raise ValueError(f"unknown boundary part {part!r}; the domain has {sorted(self.parts)}")
+        return self.parts[part]
 
-    def periodic_pairs(self, n: int, sampler: str = "sobol", seed: int = 0) -> Tensor:
-        """``(n, 2, dim)``: points on the lower faces and their images on the opposite faces."""
-        face, rest = self._faces(unit_samples(n, self.dim, sampler, seed))
-        lo = self._on_face(face, rest, torch.zeros(n, dtype=torch.float64))
-        hi = self._on_face(face, rest, torch.ones(n, dtype=torch.float64))
+    def normal(self, points: Tensor) -> Tensor:
+        """``(n, space_dim)`` outward unit normals at boundary points."""
+        return self.geometry.normal(points[:, : self.space_dim])
+
+    def inside(self, points: Tensor) -> Tensor:
+        """Boolean ``(n,)``: whether each point lies in the closed region (and time interval)."""
+        ok = self.geometry.inside(points[:, : self.space_dim].to(torch.float64))
+        if self.time is not None:
+            t = points[:, -1]
+            ok = ok & (t >= self.time[0]) & (t <= self.time[1])
+        return ok
+
+    def periodic_pairs(self, n: int, sampler: str = "sobol", seed: int = 0, axis: str | None = None) -> Tensor:
+        """``(n, 2, dim)``: points on the lower faces of the bounding box and their images on the
+        opposite faces; all spatial axes (by face measure), or only ``axis``."""
+        if axis is None:
+            u = unit_samples(n, self.dim, sampler, seed)
+            u = torch.cat([u, torch.zeros(n, 1, dtype=torch.float64)], 1)
+            lo = box_faces(u, self.lower, self.upper, self.space_dim)[0]
+            hi = box_faces(u + torch.eye(self.dim + 1, dtype=torch.float64)[-1], self.lower, self.upper,
+                           self.space_dim)[0]
+            return torch.stack([lo, hi], dim=1)
+        if axis not in self.names[: self.space_dim]:
+            raise ValueError(f"axis must be one of the spatial coordinates {self.names[: self.space_dim]}, "
+                             f"got {axis!r}")
+        i = self.names.index(axis)
+        lo = self.lower + (self.upper - self.lower) * unit_samples(n, self.dim, sampler, seed)
+        lo[:, i] = self.lower[i]
+        hi = lo.clone()
+        hi[:, i] = self.upper[i]
         return torch.stack([lo, hi], dim=1)
 
     def grid(self, *counts: int) -> Tensor:
-        """``(prod(counts), dim)`` tensor-product grid including the end points, first axis slowest."""
+        """``(prod(counts), dim)`` tensor-product grid over the bounding box including the end points,
+        first axis slowest."""
         if len(counts) != self.dim:
             raise ValueError(f"counts must give one size per dimension ({self.dim}), got {counts!r}")
         axes = [torch.linspace(float(lo), float(hi), positive_int("counts", c), dtype=torch.float64)
@@ -185,41 +245,129 @@ class Domain:
 
 
 class Derivatives:
-    """Derivatives of the network output at a batch of points, by reverse-mode autograd.
+    """Derivatives of the network's outputs at a batch of points, by reverse-mode autograd.
 
-    ``d.u`` is u, ``d["x"]`` is ∂u/∂x, ``d["xt"]`` is ∂²u/∂x∂t (letters are the domain's
-    coordinate names). All points are differentiated at once: u at one point depends on that
-    point only, so the gradient of Σ_i u(p_i) is the per-point gradient. Each first and second
-    derivative is computed once and kept.
+    With one output, ``d.u`` is u, ``d["x"]`` is ∂u/∂x, ``d["xt"]`` is ∂²u/∂x∂t and ``d["xxx"]``
+    ∂³u/∂x³ (letters are the domain's coordinate names; any order). With several outputs, name
+    the output: ``d["v"]`` is v, ``d["v", "xy"]`` is ∂²v/∂x∂y. ``d.params`` holds the problem's
+    trainable coefficients. All points are differentiated at once: u at one point depends on that
+    point only, so the gradient of Σ_i u(p_i) is the per-point gradient. Mixed derivatives are
+    taken in one order (coordinates sorted), so ∂²u/∂x∂t and ∂²u/∂t∂x are one computation, and
+    every derivative is computed once and kept: one backward pass gives the whole gradient of a
+    derivative, hence every derivative one order higher.
     """
 
-    def __init__(self, u: Tensor, points: Tensor, names: Sequence[str]):
-        self.u, self.points, self.names = u, points, tuple(names)
-        self._grad: Tensor | None = None
-        self._hess: dict[int, Tensor] = {}
+    def __init__(self, u: Tensor, points: Tensor, names: Sequence[str], outputs: Sequence[str] = ("u",),
+                 params: dict[str, Tensor] | None = None):
+        self.values = u if u.dim() == 2 else u[:, None]
+        self.points, self.names, self.outputs = points, tuple(names), tuple(outputs)
+        if self.values.shape[1] != len(self.outputs):
+            raise ValueError(f"u has {self.values.shape[1]} output column(s) for the outputs {self.outputs}")
+        self.params = dict(params or {})
+        self._grads: dict[tuple[int, tuple[int, ...]], Tensor] = {}  # (output, derivative) -> its gradient
+        self._dimensions = [i for i, c in enumerate(self.names) if c != "t"]  # what dimension_sum runs over
+        self._dimension_scale = 1.0
 
-    def _index(self, c: str) -> int:
-        if c not in self.names:
-            raise KeyError(f"unknown coordinate {c!r}; the domain's coordinates are {self.names}")
-        return self.names.index(c)
+    @property
+    def u(self) -> Tensor:
+        """The output named ``u``, or the only output."""
+        if "u" in self.outputs:
+            return self.values[:, self.outputs.index("u")]
+        if len(self.outputs) == 1:
+            return self.values[:, 0]
+        raise AttributeError(f"no output named 'u' among {self.outputs}; use d[name]")
+
+    def _output(self, name: Any) -> int:
+        if isinstance(name, int) and 0 <= name < len(self.outputs):
+            return name
+        if name not in self.outputs:
+            raise KeyError(f"unknown output {name!r}; the problem's outputs are {self.outputs}")
+        return self.outputs.index(name)
+
+    def _derivative(self, k: int, order: tuple[int, ...]) -> Tensor:
+        if not order:
+            return self.values[:, k]
+        return self._gradient(k, order[:-1])[:, order[-1]]
+
+    def _gradient(self, k: int, order: tuple[int, ...]) -> Tensor:
+        """``(n, dim)``: the gradient of the derivative ``order`` of output ``k``, cached."""
+        key = (k, order)
+        if key not in self._grads:
+            f = self._derivative(k, order)
+            if f.requires_grad:
+                self._grads[key] = torch.autograd.grad(f.sum(), self.points, create_graph=True,
+                                                       materialize_grads=True)[0]
+            else:  # constant in the points (a derivative beyond the network's degree)
+                self._grads[key] = torch.zeros_like(self.points)
+        return self._grads[key]
+
+    def gradient(self, output: Any = 0) -> Tensor:
+        """``(n, dim)``: ∇ of one output (by name or index) at every point."""
+        return self._gradient(self._output(output), ())
 
     @property
     def grad(self) -> Tensor:
-        """``(n, dim)``: ∇u at every point."""
-        if self._grad is None:
-            self._grad = torch.autograd.grad(self.u.sum(), self.points, create_graph=True)[0]
-        return self._grad
+        """``(n, dim)``: ∇u at every point (the only output, or the one named ``u``)."""
+        return self.gradient("u" if "u" in self.outputs or len(self.outputs) > 1 else 0)
 
-    def __getitem__(self, key: str) -> Tensor:
-        if not isinstance(key, str) or len(key) not in (1, 2):
-            raise KeyError(f"derivatives are named by one or two coordinate letters, e.g. 'x' or 'xt'; got {key!r}")
-        i = self._index(key[0])
-        if len(key) == 1:
-            return self.grad[:, i]
-        j = self._index(key[1])
-        if i not in self._hess:  # one backward pass gives a whole row of the Hessian
-            self._hess[i] = torch.autograd.grad(self.grad[:, i].sum(), self.points, create_graph=True)[0]
-        return self._hess[i][:, j]
+    def __getitem__(self, key: Any) -> Tensor:
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], str):
+            k, spec = self._output(key[0]), key[1]
+        elif isinstance(key, str) and key in self.outputs:
+            return self.values[:, self.outputs.index(key)]
+        elif isinstance(key, str) and len(self.outputs) == 1:
+            k, spec = 0, key
+        elif isinstance(key, str):
+            raise KeyError(f"{key!r} is not an output, and with several outputs {self.outputs} a derivative "
+                           f"names its output: d['{self.outputs[0]}', {key!r}]")
+        else:
+            raise KeyError(f"derivatives are named by coordinate letters, e.g. d['x'], d['xt'], or d[output, 'xx']; "
+                           f"got {key!r}")
+        if not spec:
+            return self.values[:, k]
+        return self._derivative(k, tuple(sorted(self._parse(spec))))
+
+    def _parse(self, spec: str) -> list[int]:
+        """Coordinate indices of a derivative name: ``"xxy"`` → x, x, y; with longer coordinate names
+        (``x0``, ``x1``, ...) the longest name that fits is read first (``"x1x1"`` → x1, x1)."""
+        out, at = [], 0
+        by_length = sorted(self.names, key=len, reverse=True)
+        while at < len(spec):
+            c = next((c for c in by_length if spec.startswith(c, at)), None)
+            if c is None:
+                raise KeyError(f"unknown coordinate in {spec!r} at {spec[at:]!r}; "
+                               f"the domain's coordinates are {self.names}")
+            out.append(self.names.index(c))
+            at += len(c)
+        return out
+
+    def dimension_sum(self, term: Callable[[str], Tensor]) -> Tensor:
+        """Σ over the spatial coordinates c of ``term(c)`` (e.g. ``lambda c: d[c + c]``, the Laplacian).
+
+        Written this way, an operator that is a sum over dimensions can be trained by SDGD
+        (:class:`~sciml.solvers.sdgd.SDGDSolver`), which sums over a random subset of the
+        coordinates instead, scaled to stay unbiased; otherwise every spatial coordinate counts once."""
+        return self.dimension_scale * sum(term(self.names[i]) for i in self.dimensions)
+
+    @property
+    def dimensions(self) -> list[int]:
+        """The coordinate indices :meth:`dimension_sum` runs over: the spatial ones, or those SDGD drew."""
+        return self._dimensions
+
+    @property
+    def dimension_scale(self) -> float:
+        return self._dimension_scale
+
+    def sample_dimensions(self, dims: Sequence[int]) -> None:
+        """Let :meth:`dimension_sum` run over the coordinates ``dims`` only, scaled by
+        (spatial dimensions)/len(dims) so that its mean over uniform draws is the full sum (SDGD)."""
+        space = len([c for c in self.names if c != "t"])
+        self._dimensions, self._dimension_scale = [int(i) for i in dims], space / len(dims)
+
+    def laplacian(self, output: Any = 0) -> Tensor:
+        """Σ_i ∂²u/∂x_i² over the spatial coordinates (time excluded), as a :meth:`dimension_sum`."""
+        k = self._output(output)
+        return self.dimension_sum(lambda c: self._derivative(k, (self.names.index(c),) * 2))
 
 
 @dataclass(frozen=True)
@@ -230,7 +378,8 @@ class PDEProblem:
     ----------
     name : short name, e.g. ``"burgers"``.
     domain : the :class:`Domain`.
-    residual : ``(points, d) -> (n,)`` with ``d`` a :class:`Derivatives`; zero at the solution.
+    residual : ``(points, d) -> (n,)`` with ``d`` a :class:`Derivatives`; zero at the solution. A
+        system returns one ``(n,)`` residual per equation (a tuple or list), or ``(n, m)``.
     boundary : Dirichlet data ``points -> (n,)`` on the spatial boundary, ``"periodic"``, or None.
     periodic_derivatives : with ``"periodic"``, also match the first derivatives normal to the
         faces (needed for second-order operators such as u_xx).
@@ -241,8 +390,15 @@ class PDEProblem:
     hard_terms : the loss terms that the hard constraints satisfy to rounding (dropped with them):
         ``"initial"`` and a Dirichlet ``"boundary"`` through lift and distance, a periodic
         ``"boundary"`` through periodic input features (:class:`~sciml.solvers.pinn_features.InputFeatures`).
-    solution : exact solution ``points -> (n,)``, if known.
-    reference : ``(points (m, dim), values (m,))`` to measure the error against.
+    solution : exact solution ``points -> (n,)`` (``(n, k)`` for k outputs), if known; without a
+        ``reference``, :meth:`PINNSolver.relative_error` measures against it.
+    reference : ``(points (m, dim), values (m,) or (m, k))`` to measure the error against.
+    outputs : the names of the network's outputs, e.g. ``("u", "v", "p")`` (not coordinate names).
+    conditions : :class:`~sciml.solvers.pinn_conditions.Condition` objects (Dirichlet, Neumann,
+        Robin, periodic, initial, observations), each a loss term of its own name and weight.
+    parameters : trainable PDE coefficients ``{name: initial value}`` (inverse problems): the solver
+        holds them as parameters, trained with the network, and the residual reads them from
+        ``d.params[name]``.
     """
 
     name: str
@@ -257,6 +413,9 @@ class PDEProblem:
     hard_terms: tuple[str, ...] = ()
     solution: Callable[[Tensor], Tensor] | None = None
     reference: tuple[Tensor, Tensor] | None = None
+    outputs: tuple[str, ...] = ("u",)
+    conditions: tuple[Condition, ...] = ()
+    parameters: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.domain, Domain):
@@ -270,11 +429,54 @@ class PDEProblem:
         unknown = set(self.hard_terms) - {"boundary", "initial"}
         if unknown:
             raise ValueError(f"hard_terms must be a subset of ('boundary', 'initial'), got {self.hard_terms!r}")
+        outputs = tuple(self.outputs) if not isinstance(self.outputs, str) else ()
+        if not outputs or len(set(outputs)) != len(outputs) or any(
+                not (isinstance(o, str) and o.isidentifier()) or o in self.domain.names for o in outputs):
+            raise ValueError(f"outputs must be distinct names that are not coordinates {self.domain.names}, "
+                             f"got {self.outputs!r}")
+        object.__setattr__(self, "outputs", outputs)
+        k = len(outputs)
+        if k > 1 and (self.boundary is not None or self.initial is not None or self.initial_rate is not None):
+            raise ValueError("boundary, initial and initial_rate serve one output; with several outputs pose "
+                             "Dirichlet, Periodic, Initial, ... conditions")
         if self.reference is not None:
             pts, vals = self.reference
-            if pts.dim() != 2 or pts.shape[1] != self.domain.dim or vals.shape != pts.shape[:1]:
-                raise ValueError(f"reference must be (points (m, {self.domain.dim}), values (m,)), "
+            want = (pts.shape[0],) if k == 1 else (pts.shape[0], k)
+            if pts.dim() != 2 or pts.shape[1] != self.domain.dim or tuple(vals.shape) not in (want, (pts.shape[0], k)):
+                shape = "(m,)" if k == 1 else f"(m, {k})"
+                raise ValueError(f"reference must be (points (m, {self.domain.dim}), values {shape}), "
                                  f"got {tuple(pts.shape)} and {tuple(vals.shape)}")
+        self._check_conditions()
+        params = dict(self.parameters)
+        for name, value in params.items():
+            if not (isinstance(name, str) and name.isidentifier()) or isinstance(value, bool) \
+                    or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"parameters must map names to finite initial values, got {name!r}: {value!r}")
+        object.__setattr__(self, "parameters", params)
+
+    def _check_conditions(self) -> None:
+        conditions = tuple(self.conditions)
+        object.__setattr__(self, "conditions", conditions)
+        names = [c.name for c in conditions if isinstance(c, Condition)]
+        if len(names) != len(conditions):
+            bad = next(c for c in conditions if not isinstance(c, Condition))
+            raise TypeError(f"conditions must be Condition objects (Dirichlet, Neumann, ...), got {type(bad).__name__}")
+        legacy = ["residual"] + (["boundary"] if self.boundary is not None else []) + \
+            (["initial"] if self.initial is not None or self.initial_rate is not None else [])
+        taken = [n for n in names if names.count(n) > 1 or n in legacy]
+        if taken:
+            raise ValueError(f"condition names must be distinct and not {tuple(legacy)}; {sorted(set(taken))} are "
+                             f"not: give them name=...")
+        for c in conditions:
+            if c.component is not None and set(c.component) - set(self.outputs):
+                raise ValueError(f"condition {c.name!r} acts on {c.component}, but the outputs are {self.outputs}")
+            if c.kind == "initial" and self.domain.time is None:
+                raise ValueError(f"condition {c.name!r} needs a domain with a time interval")
+            if isinstance(c.on, str):
+                self.domain._part(c.on)
+            if c.kind == "periodic" and c.axis not in self.domain.names[: self.domain.space_dim]:
+                raise ValueError(f"condition {c.name!r}: axis must be one of "
+                                 f"{self.domain.names[: self.domain.space_dim]}, got {c.axis!r}")
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -284,7 +486,7 @@ class PDEProblem:
             out.append("boundary")
         if self.initial is not None or self.initial_rate is not None:
             out.append("initial")
-        return tuple(out)
+        return tuple(out) + tuple(c.name for c in self.conditions)
 
 
 class MLP(nn.Module):
@@ -321,7 +523,9 @@ class Collocation(torch.utils.data.Dataset):
 
     Items are dicts of float64 tensors: ``"interior"`` ``(n_interior, dim)``, and where the
     problem needs them ``"boundary"`` ``(n_boundary, dim)`` (Dirichlet), ``"periodic"``
-    ``(n_boundary, 2, dim)`` (pairs of matching points) and ``"initial"`` ``(n_initial, dim)``.
+    ``(n_boundary, 2, dim)`` (pairs of matching points) and ``"initial"`` ``(n_initial, dim)``;
+    each condition's points under its name (with ``"<name>.normal"`` for Neumann and Robin, and
+    ``"<name>.values"`` for observations).
     Terms satisfied by a hard constraint get no points. Build it with
     :meth:`PINNSolver.collocation`.
     """
@@ -349,7 +553,8 @@ class PINNSolver(Solver):
     ----------
     problem : the PDE problem (see :mod:`sciml.solvers.pinn_problems`).
     network : an ``nn.Module`` mapping the ``(n, solver.features.out_features)`` input features
-        to ``(n, 1)``; default :class:`MLP` with ``hidden`` and ``activation``.
+        to ``(n, len(problem.outputs))``; default :class:`MLP` with ``hidden`` and ``activation``.
+        The problem's ``parameters`` become the trainable :attr:`coefficients` beside it.
     hidden, activation, seed : the default MLP's layer widths, activation and initialisation seed
         (``seed`` also draws the Fourier frequencies).
     hard : enforce ``problem.hard_terms`` to rounding through u = lift + distance·N and, for a
@@ -358,9 +563,9 @@ class PINNSolver(Solver):
         that are not periodic (:class:`~sciml.solvers.pinn_features.InputFeatures`); None (the
         default) feeds them to the network as they are. The scale is in the scaled coordinates
         z ∈ [-1, 1]: a solution with k periods along a coordinate has frequency πk in z.
-    weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``); default 1. A
-        weight for a term the solver does not have (absent from the problem, or dropped by
-        ``hard``) raises ValueError.
+    weights : loss weight per term (``"residual"``, ``"boundary"``, ``"initial"``, and each
+        condition's name); default 1, or the condition's own ``weight``. A weight for a term the
+        solver does not have (absent from the problem, or dropped by ``hard``) raises ValueError.
     dtype : parameter dtype; use ``torch.float64`` with L-BFGS (it stalls in float32).
     causal, causal_chunks : ε and the number of time chunks M of causal training
         (:mod:`~sciml.solvers.pinn_causal`, Wang, Sankaran & Perdikaris 2024): the residual term
@@ -398,9 +603,9 @@ class PINNSolver(Solver):
                              f"Dirichlet ones; {problem.name!r} has hard_terms={problem.hard_terms!r} and "
                              f"lift={'given' if problem.lift else None}")
         weights = dict(weights or {})
-        unknown = set(weights) - set(TERMS)
+        unknown = set(weights) - set(problem.terms)
         if unknown:
-            raise ValueError(f"weights has unknown terms {sorted(unknown)}; expected some of {TERMS}")
+            raise ValueError(f"weights has unknown terms {sorted(unknown)}; expected some of {problem.terms}")
         if any(isinstance(w, bool) or not (isinstance(w, (int, float)) and w >= 0 and math.isfinite(w))
                for w in weights.values()):
             raise ValueError(f"weights must be finite non-negative numbers (not bools), got {weights!r}")
@@ -421,11 +626,17 @@ class PINNSolver(Solver):
         if unused:
             raise ValueError(f"weights has terms {unused} that this solver does not have (problem {problem.name!r} "
                              f"with hard={hard} has the terms {self.terms}); drop them")
-        self.weights = {t: float(weights.get(t, 1.0)) for t in self.terms}
+        conditions = {c.name for c in problem.conditions}
+        self._own_terms = tuple(t for t in self.terms if t not in conditions)  # from boundary=, initial=
+        defaults = {c.name: c.weight for c in problem.conditions}
+        self.weights = {t: float(weights.get(t, defaults.get(t, 1.0))) for t in self.terms}
+        self.coefficients = nn.ParameterDict({k: nn.Parameter(torch.tensor(float(v), dtype=dtype))
+                                              for k, v in problem.parameters.items()})
         dim = problem.domain.dim
         periodic = tuple(range(problem.domain.space_dim)) if periodic_hard else ()
         self.features = InputFeatures(dim, periodic, fourier_scale, fourier_count, seed)
-        self.network = network if network is not None else MLP(self.features.out_features, 1, hidden, activation, seed)
+        k = len(problem.outputs)
+        self.network = network if network is not None else MLP(self.features.out_features, k, hidden, activation, seed)
         if not isinstance(self.network, nn.Module):
             raise TypeError(f"network must be an nn.Module, got {type(self.network).__name__}")
         self.network.to(dtype)
@@ -436,7 +647,13 @@ class PINNSolver(Solver):
         self.register_buffer("upper", problem.domain.upper.clone(), persistent=False)
         if problem.reference is not None:
             self.register_buffer("ref_points", problem.reference[0].to(torch.float64), persistent=False)
-            self.register_buffer("ref_values", problem.reference[1].to(torch.float64), persistent=False)
+            self.register_buffer("ref_values", problem.reference[1].to(torch.float64).reshape(
+                problem.reference[0].shape[0], k), persistent=False)
+        elif problem.solution is not None:  # PDEProblem.solution at 4096 Sobol' points of the domain
+            points = problem.domain.interior(4096, "sobol", seed=2024)
+            self.register_buffer("ref_points", points, persistent=False)
+            self.register_buffer("ref_values", problem.solution(points).to(torch.float64).reshape(4096, k),
+                                 persistent=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -444,13 +661,14 @@ class PINNSolver(Solver):
 
     # ------------------------------------------------------------------ the network
     def _net(self, z: Tensor) -> Tensor:
-        """The network at ``(n, dim)`` scaled inputs, ``(n,)``."""
+        """The network at ``(n, dim)`` scaled inputs, ``(n, outputs)``."""
         features = self.features(z)
         out = self.network(features)
-        if out.dim() != 2 or out.shape != (z.shape[0], 1):
-            raise ValueError(f"network must map (n, {features.shape[1]}) input features to (n, 1), "
+        k = len(self.problem.outputs)
+        if out.dim() != 2 or out.shape != (z.shape[0], k):
+            raise ValueError(f"network must map (n, {features.shape[1]}) input features to (n, {k}), "
                              f"got {tuple(out.shape)}")
-        return out[:, 0]
+        return out
 
     def _check_pointwise(self) -> None:
         """Refuse a network whose output at one point depends on the other points of its batch:
@@ -465,12 +683,13 @@ class PINNSolver(Solver):
             with torch.random.fork_rng(devices=[]), torch.enable_grad():  # dropout leaves the global stream alone
                 self.network.train()  # the mode the loss is computed in
                 try:
-                    first = self._net(z)[0]
+                    first = self._net(z)[0].sum()
                 except RuntimeError as err:  # e.g. a first layer sized for the raw coordinates
                     if "shape" not in str(err) and "size" not in str(err):
                         raise
                     raise ValueError(f"network must map (n, {self.features.out_features}) input features "
-                                     f"({self.features!r}) to (n, 1), but calling it failed: {err}") from err
+                                     f"({self.features!r}) to (n, {len(self.problem.outputs)}), but calling it "
+                                     f"failed: {err}") from err
                 cross = torch.autograd.grad(first, z, allow_unused=True)[0]
         finally:
             for m, training in modes.items():
@@ -502,24 +721,40 @@ class PINNSolver(Solver):
                                  f"for hard=True (the network is made periodic; u = lift + distance·N must be too), "
                                  f"but it differs by {gap:.2e}; leave 'boundary' out of hard_terms to keep it a loss term")
 
-    def u(self, points: Tensor) -> Tensor:
-        """u at ``(n, dim)`` points, ``(n,)``, differentiable in the points and the parameters."""
+    def values(self, points: Tensor) -> Tensor:
+        """All outputs at ``(n, dim)`` points, ``(n, outputs)``, differentiable in the points and the
+        parameters."""
         lower, upper = self.lower.to(points.dtype), self.upper.to(points.dtype)
         z = 2.0 * (points - lower) / (upper - lower) - 1.0  # inputs in [-1, 1]: tanh layers start unsaturated
         out = self._net(z)
-        if self._lifted:
-            out = self.problem.lift(points) + self.problem.distance(points) * out  # Lagaris et al. 1998, eq. 11
+        if self._lifted:  # Lagaris et al. 1998, eq. 11
+            n, k = out.shape
+            out = self.problem.lift(points).reshape(n, -1) + self.problem.distance(points).reshape(n, -1) * out
         return out
 
+    def u(self, points: Tensor) -> Tensor:
+        """u at ``(n, dim)`` points: ``(n,)`` for one output, ``(n, outputs)`` for several."""
+        out = self.values(points)
+        return out[:, 0] if out.shape[1] == 1 else out
+
     def derivatives(self, points: Tensor) -> Derivatives:
-        """:class:`Derivatives` of u at ``points`` (a fresh leaf that requires grad)."""
+        """:class:`Derivatives` of the outputs at ``points`` (a fresh leaf that requires grad)."""
         points = points.detach().to(self.dtype).requires_grad_(True)
-        return Derivatives(self.u(points), points, self.problem.domain.names)
+        return Derivatives(self.values(points), points, self.problem.domain.names, self.problem.outputs,
+                           dict(self.coefficients.items()))
+
+    def _equations(self, points: Tensor) -> list[Tensor]:
+        """The PDE residual at ``(n, dim)`` points: one ``(n,)`` vector per equation."""
+        d = self.derivatives(points)
+        r = self.problem.residual(d.points, d)
+        if isinstance(r, (tuple, list)):
+            return [q.reshape(-1) for q in r]
+        return [r] if r.dim() == 1 else list(r.unbind(1))
 
     def residual(self, points: Tensor) -> Tensor:
-        """The PDE residual at ``(n, dim)`` points, ``(n,)``."""
-        d = self.derivatives(self._check_points(points, "points"))
-        return self.problem.residual(d.points, d)
+        """The PDE residual at ``(n, dim)`` points: ``(n,)``, or ``(n, equations)`` for a system."""
+        r = self._equations(self._check_points(points, "points"))
+        return r[0] if len(r) == 1 else torch.stack(r, 1)
 
     # ------------------------------------------------------------------ the contract
     def _check_points(self, points: Any, name: str, pairs: bool = False) -> Tensor:
@@ -540,16 +775,16 @@ class PINNSolver(Solver):
                              f"got {type(batch).__name__}")
         p = self.problem
         points = self._check_points(batch["interior"], "batch['interior']")
-        r = self.residual(points)  # MSE_f, eq. 5
-        out = {"residual": [self._causal(points, r)[0] if causal and self.causal is not None else r]}
-        if "boundary" in self.terms:
+        rs = self._equations(points)  # MSE_f, eq. 5
+        out = {"residual": [self._causal(points, r)[0] for r in rs] if causal and self.causal is not None else rs}
+        if "boundary" in self._own_terms:
             if p.boundary == "periodic":
                 pairs = self._check_points(batch.get("periodic"), "batch['periodic']", pairs=True)
                 out["boundary"] = self._periodic(pairs)
             else:
                 pts = self._check_points(batch.get("boundary"), "batch['boundary']").to(self.dtype)
                 out["boundary"] = [self.u(pts) - p.boundary(pts)]  # MSE_u, eq. 4
-        if "initial" in self.terms:
+        if "initial" in self._own_terms:
             pts = self._check_points(batch.get("initial"), "batch['initial']")
             if p.initial_rate is None:
                 pts = pts.to(self.dtype)
@@ -557,6 +792,20 @@ class PINNSolver(Solver):
             else:
                 d = self.derivatives(pts)
                 out["initial"] = [d.u - p.initial(d.points), d["t"] - p.initial_rate(d.points)]
+        out.update(self.condition_residuals(batch))
+        return out
+
+    def condition_residuals(self, batch: dict[str, Tensor]) -> dict[str, list[Tensor]]:
+        """Per condition of the problem, the vectors whose mean squares make up its term."""
+        out = {}
+        for c in self.problem.conditions:
+            if c.name not in batch:
+                raise ValueError(f"batch has no points for condition {c.name!r}; build it with solver.collocation")
+            own = {c.name: self._check_points(batch[c.name], f"batch[{c.name!r}]", pairs=c.kind == "periodic")}
+            for key in (f"{c.name}.normal", f"{c.name}.values"):  # (sets, n, k) from the Trainer: (n, k)
+                if key in batch:
+                    own[key] = batch[key].reshape(-1, batch[key].shape[-1])
+            out[c.name] = c.residuals(self, own)
         return out
 
     def _causal(self, points: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
@@ -616,17 +865,20 @@ class PINNSolver(Solver):
         metrics = {"loss": sum(self.weights[k] * v for k, v in terms.items()), **terms}
         if self.causal is not None:
             points = self._check_points(batch["interior"], "batch['interior']")
-            weighted, w = self._causal(points, residuals["residual"][0])
-            metrics["causal_loss"] = metrics["loss"] + self.weights["residual"] * (weighted.pow(2).mean()
-                                                                                  - terms["residual"])
-            metrics["causal_weight"] = w.min()
-        if self.problem.reference is not None:
+            weighted = [self._causal(points, r) for r in residuals["residual"]]
+            metrics["causal_loss"] = metrics["loss"] + self.weights["residual"] * (
+                sum(r.pow(2).mean() for r, _ in weighted) - terms["residual"])
+            metrics["causal_weight"] = min(w.min() for _, w in weighted)
+        for name, value in self.coefficients.items():
+            metrics[f"param.{name}"] = value.detach()
+        if getattr(self, "ref_points", None) is not None:
             metrics["rel_l2"] = torch.tensor(self.relative_error())
         return metrics
 
     @torch.no_grad()
     def sample(self, points: Tensor, batch_size: int | None = 65536) -> Tensor:
-        """The solution u at ``points`` of shape ``(..., dim)``, returned with shape ``(...)``."""
+        """The solution u at ``points`` of shape ``(..., dim)``, returned with shape ``(...)``, or
+        ``(..., outputs)`` for several outputs."""
         if not isinstance(points, Tensor):
             raise TypeError(f"points must be a tensor, got {type(points).__name__}")
         if points.device != self.device:
@@ -636,14 +888,31 @@ class PINNSolver(Solver):
         if batch_size is not None:
             positive_int("batch_size", batch_size)
         chunks = flat.split(batch_size) if batch_size else (flat,)
-        return torch.cat([self.u(c) for c in chunks]).reshape(shape)
+        out = torch.cat([self.values(c) for c in chunks])
+        return out.reshape(shape) if out.shape[1] == 1 else out.reshape(*shape, out.shape[1])
 
-    def relative_error(self) -> float:
-        """‖u − u_ref‖₂ / ‖u_ref‖₂ on the problem's reference points (in float64)."""
-        if self.problem.reference is None:
-            raise ValueError(f"problem {self.problem.name!r} has no reference solution")
-        pred = self.sample(self.ref_points).double()
-        return float(torch.linalg.vector_norm(pred - self.ref_values) / torch.linalg.vector_norm(self.ref_values))
+    def relative_error(self, points: Tensor | None = None, components: Sequence[str] | None = None) -> float:
+        """‖u − u_ref‖₂ / ‖u_ref‖₂ (in float64) over the outputs named in ``components`` (default all).
+
+        The reference: the problem's ``solution`` at ``points`` if given; else the problem's
+        ``reference``, or its ``solution`` at 4096 Sobol' points of the domain drawn at construction."""
+        p = self.problem
+        if points is not None:
+            if p.solution is None:
+                raise ValueError(f"points need problem.solution to compare with; {p.name!r} has none")
+            points = self._check_points(points, "points").to(torch.float64)
+            ref = p.solution(points).to(torch.float64).reshape(points.shape[0], -1)
+        elif getattr(self, "ref_points", None) is not None:
+            points, ref = self.ref_points, self.ref_values
+        else:
+            raise ValueError(f"problem {p.name!r} has no reference solution (give it solution or reference)")
+        names = tuple(components) if components is not None else p.outputs
+        if isinstance(components, str) or set(names) - set(p.outputs) or not names:
+            raise ValueError(f"components must be a list of output names from {p.outputs}, got {components!r}")
+        cols = [p.outputs.index(c) for c in names]
+        pred = self.sample(points.to(self.device)).double().cpu().reshape(points.shape[0], -1)[:, cols]
+        ref = ref.cpu()[:, cols]
+        return float(torch.linalg.vector_norm(pred - ref) / torch.linalg.vector_norm(ref))
 
     # ------------------------------------------------------------------ collocation
     def collocation(self, n_interior: int, n_boundary: int | None = None, n_initial: int | None = None, *,
@@ -670,12 +939,16 @@ class PINNSolver(Solver):
         for s in range(sets):
             base = seed * 1_000_003 + 4 * s  # distinct streams per set and region
             item = {"interior": dom.interior(n_interior, sampler, base)}
-            if "boundary" in self.terms:
+            if "boundary" in self._own_terms:
                 key = "periodic" if self.problem.boundary == "periodic" else "boundary"
                 draw = dom.periodic_pairs if key == "periodic" else dom.boundary
                 item[key] = draw(n_b, sampler, base + 1)
-            if "initial" in self.terms:
+            if "initial" in self._own_terms:
                 item["initial"] = dom.initial(n_0, sampler, base + 2)
+            for j, c in enumerate(self.problem.conditions):
+                if c.name in self.terms:
+                    n = c.points or (n_0 if c.kind == "initial" else n_b)
+                    item.update(c.sample(dom, n, sampler, seed * 1_000_003 + 500_000 + 64 * s + j))
             out.append(item)
         return Collocation(out)
 
@@ -701,8 +974,8 @@ class PINNSolver(Solver):
             raise ValueError(f"k and c must be finite and non-negative, got k={k!r}, c={c!r}")
         pool = self.problem.domain.interior(m, sampler, seed)
         with torch.enable_grad():
-            r = torch.cat([self.residual(chunk.to(self.device)).detach().abs().double().cpu()
-                           for chunk in pool.split(8192)])
+            r = torch.cat([self.residual(chunk.to(self.device)).detach().double().cpu().reshape(chunk.shape[0], -1)
+                           .norm(dim=1) for chunk in pool.split(8192)])
         if method == "rar":
             chosen = torch.topk(r, n_add).indices
         else:

@@ -8,7 +8,11 @@
   Krishnapriyan et al. 2021, "Characterizing possible failure modes in PINNs");
 - :func:`poisson`: −Δu = f on the unit box with u = Π sin(kπx_i);
 - :func:`allen_cahn`: the Allen–Cahn benchmark of Raissi et al. 2019 (§3.2.2) and DeepXDE,
-  reference by ETDRK4 (:func:`allen_cahn_reference`).
+  reference by ETDRK4 (:func:`allen_cahn_reference`);
+- problems posed as a user would, with shapes, conditions per boundary part, systems and unknown
+  coefficients: :func:`poisson_lshape` (Neumann and Dirichlet parts), :func:`heat_disk` (Robin),
+  :func:`burgers_identification` (an inverse problem from scattered data), :func:`kovasznay` and
+  :func:`cavity` (steady Navier–Stokes).
 
 Every factory returns a fresh :class:`~sciml.solvers.pinn.PDEProblem`; expensive references
 are cached per parameter set.
@@ -26,9 +30,12 @@ from torch import Tensor
 from sciml.validation import positive_int
 
 from .pinn import Derivatives, Domain, PDEProblem
+from .pinn_conditions import Dirichlet, Initial, Neumann, Observations, Robin
+from .pinn_geometry import Ball, Box
 
 __all__ = ["burgers", "convection", "reaction", "wave", "poisson", "allen_cahn", "burgers_reference",
-           "allen_cahn_reference", "PROBLEMS"]
+           "allen_cahn_reference", "poisson_lshape", "heat_disk", "burgers_identification", "kovasznay", "cavity",
+           "GHIA_RE100_U", "GHIA_RE100_V", "PROBLEMS"]
 
 PI = math.pi
 
@@ -318,5 +325,135 @@ def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, t_end: float = 1.0) -> PDE
         hard_terms=("initial",), reference=_allen_cahn_grid(eps, gamma, t_end))
 
 
+
+
+# ---------------------------------------------------------------------- user-style problems: shapes, parts, systems
+def poisson_lshape() -> PDEProblem:
+    """−Δu = f on the L-shape [−1, 1]² − [0, 1]² with u = sin(πx)cos(πy) (f = 2π²u): Neumann data
+    ∂u/∂n on the two re-entrant edges (x = 0, 0 ≤ y ≤ 1 and y = 0, 0 ≤ x ≤ 1), Dirichlet data on the
+    six others. Exact solution given (``solution``), no grid."""
+    shape = Box([-1.0, -1.0], [1.0, 1.0]) - Box([0.0, 0.0], [1.0, 1.0])
+
+    def solution(p: Tensor) -> Tensor:
+        return torch.sin(PI * p[:, 0]) * torch.cos(PI * p[:, 1])
+
+    def flux(p: Tensor) -> Tensor:  # ∇u·n, n = +e_x on x = 0 and +e_y on y = 0 (the removed quadrant's side)
+        gx = PI * torch.cos(PI * p[:, 0]) * torch.cos(PI * p[:, 1])
+        gy = -PI * torch.sin(PI * p[:, 0]) * torch.sin(PI * p[:, 1])
+        return torch.where(p[:, 0].abs() < 1e-9, gx, gy)
+
+    def reentrant(p: Tensor) -> Tensor:
+        return ((p[:, 0].abs() < 1e-9) & (p[:, 1] >= 0)) | ((p[:, 1].abs() < 1e-9) & (p[:, 0] >= 0))
+
+    domain = Domain(shape, parts={"reentrant": reentrant, "outer": lambda p: ~reentrant(p)})
+    return PDEProblem(
+        name="poisson_lshape", domain=domain, residual=lambda p, d: -d.laplacian() - 2 * PI**2 * solution(p),
+        solution=solution, conditions=(Dirichlet(solution, on="outer"), Neumann(flux, on="reentrant")))
+
+
+def heat_disk(kappa: float = 1.0) -> PDEProblem:
+    """u_t = κΔu + f on the unit disk, t ∈ [0, 1], u = e^{−t} sin(x) cos(y) (f = (2κ − 1)u), with
+    the Robin condition ∂u/∂n + u = g on the circle and u(x, 0) = sin(x) cos(y)."""
+    kappa = _positive("kappa", kappa)
+
+    def solution(p: Tensor) -> Tensor:
+        return torch.exp(-p[:, 2]) * torch.sin(p[:, 0]) * torch.cos(p[:, 1])
+
+    def robin(p: Tensor) -> Tensor:  # ∇u·x + u on |x| = 1
+        e = torch.exp(-p[:, 2])
+        x, y = p[:, 0], p[:, 1]
+        dudn = e * (x * torch.cos(x) * torch.cos(y) - y * torch.sin(x) * torch.sin(y))
+        return dudn + solution(p)
+
+    return PDEProblem(
+        name="heat_disk", domain=Domain(Ball([0.0, 0.0], 1.0), time=(0.0, 1.0)),
+        residual=lambda p, d: d["t"] - kappa * d.laplacian() - (2 * kappa - 1) * solution(p), solution=solution,
+        conditions=(Robin(1.0, 1.0, robin), Initial(solution)))
+
+
+def burgers_identification(n_data: int = 2000, noise: float = 0.0, seed: int = 0, nu: float = 0.01 / PI) -> PDEProblem:
+    """Find λ1, λ2 in u_t + λ1 u u_x − λ2 u_xx = 0 from ``n_data`` scattered values of the Cole–Hopf
+    solution of Burgers (λ1 = 1, λ2 = ν) with Gaussian noise of ``noise`` times their standard
+    deviation (Raissi et al. 2019, §4.1.1, eq. 17: 2000 points, noise 0 and 1%). The coefficients
+    start at λ1 = 0, log λ2 = −6 as in their code (λ2 = e^{log λ2} keeps it positive). Reference: the
+    Cole–Hopf grid of :func:`burgers`."""
+    positive_int("n_data", n_data)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    domain = Domain([(-1.0, 1.0)], (0.0, 1.0))
+    points, values = _burgers_grid(_positive("nu", nu), 256, 100)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(points.shape[0], generator=gen)[:n_data]
+    data = values[pick] + noise * values.std() * torch.randn(n_data, generator=gen, dtype=torch.float64)
+
+    def residual(p: Tensor, d: Derivatives) -> Tensor:
+        lam1, lam2 = d.params["lambda1"], torch.exp(d.params["log_lambda2"])
+        return d["t"] + lam1 * d.u * d["x"] - lam2 * d["xx"]  # Raissi et al. 2019, eq. 17
+
+    return PDEProblem(name="burgers_identification", domain=domain, residual=residual,
+                      conditions=(Observations(points[pick], data, name="data"),),
+                      parameters={"lambda1": 0.0, "log_lambda2": -6.0}, reference=(points, values))
+
+
+def kovasznay(re: float = 20.0) -> PDEProblem:
+    """Steady incompressible Navier–Stokes with Kovasznay's exact solution (Kovasznay 1948, "Laminar
+    flow behind a two-dimensional grid", Proc. Camb. Phil. Soc. 44): on [−0.5, 1] × [−0.5, 1.5],
+    u = 1 − e^{λx}cos 2πy, v = λ/(2π) e^{λx} sin 2πy, p = ½(1 − e^{2λx}), λ = Re/2 − √(Re²/4 + 4π²);
+    u, v and p prescribed on the boundary (the DeepXDE example's set-up). Outputs u, v, p."""
+    re = _positive("re", re)
+    lam = re / 2 - math.sqrt(re**2 / 4 + 4 * PI**2)
+
+    def solution(p: Tensor) -> Tensor:
+        x, y = p[:, 0], p[:, 1]
+        e = torch.exp(lam * x)
+        return torch.stack([1 - e * torch.cos(2 * PI * y), lam / (2 * PI) * e * torch.sin(2 * PI * y),
+                            0.5 * (1 - e**2)], 1)
+
+    def residual(p: Tensor, d: Derivatives):
+        u, v = d["u"], d["v"]
+        return (u * d["u", "x"] + v * d["u", "y"] + d["p", "x"] - (d["u", "xx"] + d["u", "yy"]) / re,
+                u * d["v", "x"] + v * d["v", "y"] + d["p", "y"] - (d["v", "xx"] + d["v", "yy"]) / re,
+                d["u", "x"] + d["v", "y"])
+
+    return PDEProblem(name="kovasznay", domain=Domain([(-0.5, 1.0), (-0.5, 1.5)]), residual=residual,
+                      outputs=("u", "v", "p"), solution=solution, conditions=(Dirichlet(solution, name="wall"),))
+
+
+# Ghia, Ghia & Shin 1982, "High-Re solutions for incompressible flow using the Navier-Stokes equations
+# and a multigrid method" (J. Comput. Phys. 48), Table I (u on x = 0.5) and Table II (v on y = 0.5), Re = 100
+GHIA_RE100_U = ((1.0000, 1.00000), (0.9766, 0.84123), (0.9688, 0.78871), (0.9609, 0.73722), (0.9531, 0.68717),
+                (0.8516, 0.23151), (0.7344, 0.00332), (0.6172, -0.13641), (0.5000, -0.20581), (0.4531, -0.21090),
+                (0.2813, -0.15662), (0.1719, -0.10150), (0.1016, -0.06434), (0.0703, -0.04775), (0.0625, -0.04192),
+                (0.0547, -0.03717), (0.0000, 0.00000))
+GHIA_RE100_V = ((1.0000, 0.00000), (0.9688, -0.05906), (0.9609, -0.07391), (0.9531, -0.08864), (0.9453, -0.10313),
+                (0.9063, -0.16914), (0.8594, -0.22445), (0.8047, -0.24533), (0.5000, 0.05454), (0.2344, 0.17527),
+                (0.2266, 0.17507), (0.1563, 0.16077), (0.0938, 0.12317), (0.0781, 0.10890), (0.0703, 0.10091),
+                (0.0625, 0.09233), (0.0000, 0.00000))
+
+
+def cavity(re: float = 100.0, wall_weight: float = 1.0) -> PDEProblem:
+    """Lid-driven cavity: steady Navier–Stokes on [0, 1]², u = 1, v = 0 on the lid y = 1, no slip on
+    the other walls (both terms weighted ``wall_weight``), p(0, 0) = 0 pinned by one observation.
+    Outputs u, v, p. Reference: the centreline tables of Ghia, Ghia & Shin 1982 (``GHIA_RE100_U``,
+    ``GHIA_RE100_V``; Re = 100 only)."""
+    re, wall_weight = _positive("re", re), _positive("wall_weight", wall_weight)
+
+    def residual(p: Tensor, d: Derivatives):
+        u, v = d["u"], d["v"]
+        return (u * d["u", "x"] + v * d["u", "y"] + d["p", "x"] - (d["u", "xx"] + d["u", "yy"]) / re,
+                u * d["v", "x"] + v * d["v", "y"] + d["p", "y"] - (d["v", "xx"] + d["v", "yy"]) / re,
+                d["u", "x"] + d["v", "y"])
+
+    def lid(p: Tensor) -> Tensor:
+        return torch.stack([torch.ones_like(p[:, 0]), torch.zeros_like(p[:, 0])], 1)
+
+    domain = Domain([(0.0, 1.0), (0.0, 1.0)], parts={"walls": lambda p: p[:, 1] < 1 - 1e-9})
+    return PDEProblem(name="cavity", domain=domain, residual=residual, outputs=("u", "v", "p"),
+                      conditions=(Dirichlet(lid, on="y_max", component=("u", "v"), name="lid", weight=wall_weight),
+                                  Dirichlet(0.0, on="walls", component=("u", "v"), name="walls", weight=wall_weight),
+                                  Observations(torch.zeros(1, 2), torch.zeros(1), component="p", name="pressure")))
+
+
 PROBLEMS = {"burgers": burgers, "convection": convection, "reaction": reaction, "wave": wave,
-            "poisson": poisson, "allen_cahn": allen_cahn}
+            "poisson": poisson, "allen_cahn": allen_cahn, "poisson_lshape": poisson_lshape, "heat_disk": heat_disk,
+            "burgers_identification": burgers_identification, "kovasznay": kovasznay, "cavity": cavity}
