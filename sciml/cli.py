@@ -66,6 +66,7 @@ def train_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from sciml.optim import OPTIMIZERS
+    from sciml.solvers.pinn_problems import PROBLEMS
     from sciml.train import SCHEDULERS, Trainer
 
     families = ", ".join(f"{name} ({f.model or 'its own MLP'})" for name, f in FAMILIES.items())
@@ -92,8 +93,7 @@ def train_parser():
                    help="the model's constructor arguments (--model_options.hidden_channels 64); unset ones take "
                         "the constructor's defaults, channels and dimensions come from the data")
     p.add_argument("--problem", type=Optional[str], default=None,
-                   help="pinn: burgers, convection, reaction, wave, poisson, allen_cahn, or module:function "
-                        "returning a PDEProblem")
+                   help=f"pinn: {', '.join(PROBLEMS)}, or module:function returning a PDEProblem")
     p.add_argument("--problem_options", type=dict[str, Any], default={}, help="pinn: the problem's arguments")
     p.add_argument("--collocation", type=dict[str, Any], default={},
                    help="pinn: arguments of PINNSolver.collocation (default n_interior=2000, sampler=sobol)")
@@ -229,11 +229,22 @@ def cmd_train(argv: Sequence[str]) -> int:
     summary = f"({len(history)} epochs, run folder {out})"
     if run.val is not None:
         print(f"validation {_metrics_line(trainer.evaluate(run.val))}  {summary}")
-    elif getattr(run.solver, "problem", None) is not None and run.solver.problem.reference is not None:
-        print(f"relative L2 error against the reference {run.solver.relative_error():.4g}  {summary}")
+    elif isinstance(getattr(run.solver, "coefficients", None), torch.nn.ParameterDict):  # a PINN
+        print(f"{_pinn_line(run.solver, history)}  {summary}")
     else:
         print(f"train_loss={history.last['train_loss']:.4g}  {summary}")
     return 0
+
+
+def _pinn_line(solver, history) -> str:
+    """A trained PINN's result: its relative L2 error where the problem has a reference or an exact
+    solution (else the training loss), and its trained coefficients (an inverse problem's answer)."""
+    if getattr(solver, "ref_points", None) is not None:
+        line = f"rel_l2={solver.relative_error():.4g}"
+    else:
+        line = f"train_loss={history.last['train_loss']:.4g}"
+    coefficients = [f"{name}={float(value.detach()):.6g}" for name, value in solver.coefficients.items()]
+    return "  ".join([line, *coefficients])
 
 
 def _dry_run(run) -> None:
@@ -391,9 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="option of the PDE family (repeatable; VALUE parsed as JSON where it is JSON)")
     g.add_argument("--device", default="cpu", help="where parameters are sampled and systems assembled and solved")
     g.add_argument("--solver", default="auto",
-                   help="auto (fastest measured for the family and device), skr (greedy order + GCRO-DR), "
-                        "gcrodr, gmresdr, gmres, cg, amg or direct")
-    g.add_argument("--precond", default="auto", help="auto, none, jacobi, chebyshev, mg, amg or ilu")
+                   help="auto (fastest measured for the family and device), skr (greedy order + GCRO-DR; with "
+                        "--batch > 1 blocks solved at once, the recycled space carried block to block), gcrodr, "
+                        "gmresdr, gmres, cg, amg, direct (SuperLU, CPU) or gpu_direct (cuDSS; CUDA builds only)")
+    g.add_argument("--precond", default="auto",
+                   help="auto, none, jacobi, chebyshev, mg (2-D), gsmg (Gauss-Seidel multigrid, 2-D/3-D), slmg "
+                        "(shifted Laplacian, Helmholtz), gsmg32/slmg32 (float32 hierarchy), amg, ilu or lu")
     g.add_argument("--order", default="auto", help="solve order within a chunk: auto, greedy (SKR) or identity")
     g.add_argument("--batch", type=_positive_int, default=None,
                    help="systems solved at once by the batched solvers (<= chunk size; default for multigrid CG: the chunk on a GPU, at most 32 on the CPU)")

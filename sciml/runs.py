@@ -488,8 +488,7 @@ def predict(run_dir: str | os.PathLike, out: str | os.PathLike, *, data: str | N
 
 
 def _grid_points(domain, resolution: int) -> torch.Tensor:
-    """A uniform grid of ``resolution`` points per axis over a PINN domain (space, then time)."""
-    axes = [torch.linspace(lo, hi, resolution, dtype=torch.float64) for lo, hi in domain.space]
-    if domain.time is not None:
-        axes.append(torch.linspace(*domain.time, resolution, dtype=torch.float64))
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+    """The points of a uniform grid of ``resolution`` points per axis over a PINN domain's bounding box
+    (space, then time) that lie in the domain (a disk or an L-shape leaves out the rest)."""
+    points = domain.grid(*(resolution,) * domain.dim)
+    return points[domain.inside(points)]

@@ -68,6 +68,8 @@ __all__ = ["Domain", "Derivatives", "PDEProblem", "PINNSolver", "Collocation", "
 
 TERMS = ("residual", "boundary", "initial")  # the terms of the problem's own boundary and initial fields
 REFINEMENTS = ("rar", "rar-d")
+# names a condition may not take: loss terms, batch keys and evaluate's metrics
+_RESERVED = ("residual", "interior", "loss", "rel_l2", "causal_loss", "causal_weight")
 _ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
 
 
@@ -181,10 +183,11 @@ class Domain:
             m = 4 * n
             while m <= max(1 << 20, 256 * n):  # a part of measure ~ 0 would take forever: give up
                 points, normals = self.boundary_normals(m, sampler, seed)
-                keep = torch.as_tensor(predicate(points), dtype=torch.bool)
-                if keep.shape != points.shape[:1]:
-                    raise ValueError(f"part {part!r} must return a bool tensor of shape ({m},), "
-                                     f"got {tuple(keep.shape)}")
+                keep = predicate(points)
+                if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.shape != points.shape[:1]:
+                    got = f"{keep.dtype} {tuple(keep.shape)}" if isinstance(keep, Tensor) else type(keep).__name__
+                    raise ValueError(f"part {part!r} must return a bool tensor of shape ({m},) (a comparison such "
+                                     f"as p[:, 0] > 0), got {got}")
                 if int(keep.sum()) >= n:
                     return points[keep][:n], normals[keep][:n]
                 m *= 4
@@ -199,7 +202,9 @@ class Domain:
         if callable(part):
             return part
         if part not in self.parts:
-            raise ValueError(f"unknown boundary part {part!r}; the domain has {sorted(self.parts)}")
+            faces = "" if self._box else " (face names such as 'x_min' exist only on a plain box domain; give " \
+                "other shapes their parts as Domain(..., parts={name: predicate}))"
+            raise ValueError(f"unknown boundary part {part!r}; the domain has {sorted(self.parts)}{faces}")
         return self.parts[part]
 
     def normal(self, points: Tensor) -> Tensor:
@@ -216,7 +221,10 @@ class Domain:
 
     def periodic_pairs(self, n: int, sampler: str = "sobol", seed: int = 0, axis: str | None = None) -> Tensor:
         """``(n, 2, dim)``: points on the lower faces of the bounding box and their images on the
-        opposite faces; all spatial axes (by face measure), or only ``axis``."""
+        opposite faces; all spatial axes (by face measure), or only ``axis``. Box domains only."""
+        if not self._box:
+            raise ValueError(f"periodic pairs need a box domain (on {self.geometry!r} the faces of the bounding "
+                             f"box lie outside the domain)")
         if axis is None:
             u = unit_samples(n, self.dim, sampler, seed)
             u = torch.cat([u, torch.zeros(n, 1, dtype=torch.float64)], 1)
@@ -422,6 +430,8 @@ class PDEProblem:
             raise TypeError(f"domain must be a Domain, got {type(self.domain).__name__}")
         if isinstance(self.boundary, str) and self.boundary != "periodic":
             raise ValueError(f"boundary must be a callable, 'periodic' or None, got {self.boundary!r}")
+        if self.boundary == "periodic" and not self.domain._box:
+            raise ValueError(f"boundary='periodic' needs a box domain, got {self.domain.geometry!r}")
         if (self.initial is not None or self.initial_rate is not None) and self.domain.time is None:
             raise ValueError("initial conditions need a domain with a time interval")
         if (self.lift is None) != (self.distance is None):
@@ -461,12 +471,13 @@ class PDEProblem:
         if len(names) != len(conditions):
             bad = next(c for c in conditions if not isinstance(c, Condition))
             raise TypeError(f"conditions must be Condition objects (Dirichlet, Neumann, ...), got {type(bad).__name__}")
-        legacy = ["residual"] + (["boundary"] if self.boundary is not None else []) + \
+        reserved = list(_RESERVED) + (["boundary"] if self.boundary is not None else []) + \
+            (["periodic"] if self.boundary == "periodic" else []) + \
             (["initial"] if self.initial is not None or self.initial_rate is not None else [])
-        taken = [n for n in names if names.count(n) > 1 or n in legacy]
+        taken = [n for n in names if names.count(n) > 1 or n in reserved]
         if taken:
-            raise ValueError(f"condition names must be distinct and not {tuple(legacy)}; {sorted(set(taken))} are "
-                             f"not: give them name=...")
+            raise ValueError(f"condition names must be distinct and not {tuple(reserved)} (terms, batch keys and "
+                             f"metrics of their own); {sorted(set(taken))} are not: give them name=...")
         for c in conditions:
             if c.component is not None and set(c.component) - set(self.outputs):
                 raise ValueError(f"condition {c.name!r} acts on {c.component}, but the outputs are {self.outputs}")
@@ -477,6 +488,16 @@ class PDEProblem:
             if c.kind == "periodic" and c.axis not in self.domain.names[: self.domain.space_dim]:
                 raise ValueError(f"condition {c.name!r}: axis must be one of "
                                  f"{self.domain.names[: self.domain.space_dim]}, got {c.axis!r}")
+            if c.kind == "periodic" and not self.domain._box:
+                raise ValueError(f"condition {c.name!r}: Periodic needs a box domain (on {self.domain.geometry!r} "
+                                 f"the faces of the bounding box lie outside the domain)")
+            if c.kind == "data":
+                k = len(c.component or self.outputs)
+                if c.data_points.shape[1] != self.domain.dim or c.values.shape[1] != k:
+                    raise ValueError(f"condition {c.name!r}: observations need points (m, {self.domain.dim}) "
+                                     f"{self.domain.names} and values (m,) or (m, {k}) for the outputs "
+                                     f"{c.component or self.outputs}, got {tuple(c.data_points.shape)} and "
+                                     f"{tuple(c.values.shape)}")
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -747,9 +768,12 @@ class PINNSolver(Solver):
         """The PDE residual at ``(n, dim)`` points: one ``(n,)`` vector per equation."""
         d = self.derivatives(points)
         r = self.problem.residual(d.points, d)
-        if isinstance(r, (tuple, list)):
-            return [q.reshape(-1) for q in r]
-        return [r] if r.dim() == 1 else list(r.unbind(1))
+        rs = [q.reshape(-1) for q in r] if isinstance(r, (tuple, list)) else [r] if r.dim() == 1 else list(r.unbind(1))
+        lengths = [q.numel() for q in rs]
+        if any(n != points.shape[0] for n in lengths):
+            raise ValueError(f"residual of problem {self.problem.name!r} must give one value per point and equation "
+                             f"({points.shape[0]} points), got components of lengths {lengths}")
+        return rs
 
     def residual(self, points: Tensor) -> Tensor:
         """The PDE residual at ``(n, dim)`` points: ``(n,)``, or ``(n, equations)`` for a system."""

@@ -46,14 +46,17 @@ def _value(name: str, v: Value) -> Value:
     return float(v)
 
 
-def _evaluate(v: Value, points: Tensor, k: int) -> Tensor:
-    """``v`` at ``points`` as ``(n, k)``."""
+def _evaluate(v: Value, points: Tensor, k: int, label: str) -> Tensor:
+    """``v`` at ``points`` as ``(n, k)``; ``label`` names it in errors (condition and argument)."""
+    n = points.shape[0]
     if not callable(v):
-        return torch.full((points.shape[0], k), v, dtype=points.dtype, device=points.device)
-    out = v(points).reshape(points.shape[0], -1)
-    if out.shape[1] != k:
-        raise ValueError(f"a condition on {k} output(s) needs values of shape (n,) or (n, {k}), got {tuple(out.shape)}")
-    return out
+        return torch.full((n, k), v, dtype=points.dtype, device=points.device)
+    out = v(points)
+    if not isinstance(out, Tensor) or out.shape[:1] != (n,) or out.numel() != n * k:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        want = f"({n},)" + (f" or ({n}, {k})" if k > 1 else "")
+        raise ValueError(f"{label} must return a tensor of shape {want} at {n} points, got {shape}")
+    return out.reshape(n, k)
 
 
 class Condition:
@@ -76,6 +79,9 @@ class Condition:
                  points: int | None = None):
         if on is not None and not isinstance(on, str) and not callable(on):
             raise TypeError(f"on must be None, a part name or a predicate on points, got {type(on).__name__}")
+        if on is not None and self.kind != "boundary":
+            raise ValueError(f"on selects a part of the boundary; {type(self).__name__} has its own points "
+                             f"({self.kind}) and takes no on=, got {on!r}")
         if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (0 <= weight < math.inf):
             raise ValueError(f"weight must be a finite non-negative number, got {weight!r}")
         if name is not None and (not isinstance(name, str) or not name or "." in name):
@@ -128,7 +134,7 @@ class Dirichlet(Condition):
     def residuals(self, solver, batch):
         p = batch[self.name].to(solver.dtype)
         cols = self._columns(solver)
-        r = solver.values(p)[:, cols] - _evaluate(self.value, p, len(cols))
+        r = solver.values(p)[:, cols] - _evaluate(self.value, p, len(cols), f"condition {self.name!r}: value")
         return list(r.unbind(1))
 
 
@@ -141,7 +147,8 @@ class Neumann(Condition):
 
     def residuals(self, solver, batch):
         d, dudn = self._normal_derivative(solver, batch)
-        return list((dudn - _evaluate(self.value, d.points, dudn.shape[1])).unbind(1))
+        value = _evaluate(self.value, d.points, dudn.shape[1], f"condition {self.name!r}: value")
+        return list((dudn - value).unbind(1))
 
 
 class Robin(Condition):
@@ -155,14 +162,17 @@ class Robin(Condition):
         d, dudn = self._normal_derivative(solver, batch)
         k = dudn.shape[1]
         u = d.values[:, self._columns(solver)]
-        r = _evaluate(self.alpha, d.points, 1) * u + _evaluate(self.beta, d.points, 1) * dudn \
-            - _evaluate(self.value, d.points, k)
+        label = f"condition {self.name!r}: "
+        alpha = _evaluate(self.alpha, d.points, 1, label + "alpha")
+        beta = _evaluate(self.beta, d.points, 1, label + "beta")
+        r = alpha * u + beta * dudn - _evaluate(self.value, d.points, k, label + "value")
         return list(r.unbind(1))
 
 
 class Periodic(Condition):
-    """u(…, lo, …) = u(…, hi, …) across the two faces of the bounding box normal to ``axis``
-    (a coordinate name), and with ``derivatives=True`` ∂u/∂x_axis too (second-order operators need it)."""
+    """u(…, lo, …) = u(…, hi, …) across the two faces of a box domain normal to ``axis`` (a coordinate
+    name), and with ``derivatives=True`` ∂u/∂x_axis too (second-order operators need it). Box domains
+    only: on other shapes the faces' points would lie outside the domain."""
 
     kind = "periodic"
 
@@ -199,7 +209,8 @@ class Initial(Condition):
     def residuals(self, solver, batch):
         p = batch[self.name].to(solver.dtype)
         cols = self._columns(solver)
-        return list((solver.values(p)[:, cols] - _evaluate(self.value, p, len(cols))).unbind(1))
+        value = _evaluate(self.value, p, len(cols), f"condition {self.name!r}: value")
+        return list((solver.values(p)[:, cols] - value).unbind(1))
 
 
 class InitialRate(Condition):
@@ -215,7 +226,8 @@ class InitialRate(Condition):
         d = solver.derivatives(batch[self.name])
         cols = self._columns(solver)
         rate = torch.stack([d.gradient(k)[:, -1] for k in cols], 1)
-        return list((rate - _evaluate(self.value, d.points, len(cols))).unbind(1))
+        value = _evaluate(self.value, d.points, len(cols), f"condition {self.name!r}: value")
+        return list((rate - value).unbind(1))
 
 
 class Observations(Condition):
@@ -245,9 +257,5 @@ class Observations(Condition):
 
     def residuals(self, solver, batch):
         p = batch[self.name].to(solver.dtype)
-        cols = self._columns(solver)
-        values = batch[f"{self.name}.values"].to(solver.dtype)
-        if values.shape[1] != len(cols):
-            raise ValueError(f"observations {self.name!r} have {values.shape[1]} value column(s) for "
-                             f"{len(cols)} output(s)")
-        return list((solver.values(p)[:, cols] - values).unbind(1))
+        values = batch[f"{self.name}.values"].to(solver.dtype)  # shapes checked by PDEProblem
+        return list((solver.values(p)[:, self._columns(solver)] - values).unbind(1))

@@ -12,7 +12,8 @@ from primitives with ``|`` (union), ``-`` (difference) and ``&`` (intersection).
   onto itself directly, so high dimensions work), and its boundary uniformly in surface measure:
   a primitive parametrises its surface, a combination draws from the boundaries of its two parts
   in proportion to their measure and keeps the pieces that bound the result (for A − B, ∂A outside
-  B and ∂B inside A, whose normals turn round);
+  B and ∂B inside A, whose normals turn round); a piece both parts share is kept once, from A, where
+  it bounds the result (same outward normals for ∪ and ∩, opposite ones for −);
 - gives the outward unit normal at boundary points: closed forms on the primitives, the normal of
   the nearer part's boundary (|s| smallest) on a combination.
 
@@ -292,8 +293,43 @@ class Ball(Geometry):
         return torch.cat([self.center + radius[:, None] * self._directions(u[:, : self.dim]), u[:, self.dim + 1:]], 1)
 
 
+def _crossing_edges(a: Tensor, e: Tensor) -> tuple[int, int] | None:
+    """The first pair (i, j) of edges a_i + s·e_i (s ∈ [0, 1]) of a closed polygon that meet other than
+    neighbours at their shared vertex (touching and collinear overlap included), or None: the orientation
+    test of segment intersection (Cormen et al., "Introduction to Algorithms", §33.1), all pairs at once."""
+    n = a.shape[0]
+    b = a + e
+    eps = 1e-12 * float(e.norm(dim=1).max()) ** 2  # a cross product this small is zero (collinear)
+
+    def orient(p, q, r):  # cross((q − p), (r − p)): > 0 when r lies left of p→q
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+
+    def on_segment(p, q, r):  # r, collinear with p and q, lies between them
+        lo, hi = torch.minimum(p, q), torch.maximum(p, q)
+        return ((r >= lo - 1e-12) & (r <= hi + 1e-12)).all(-1)
+
+    p1, p2, q1, q2 = a[:, None], b[:, None], a[None], b[None]
+    d1, d2, d3, d4 = orient(q1, q2, p1), orient(q1, q2, p2), orient(p1, p2, q1), orient(p1, p2, q2)
+    meet = ((d1 * d2 < 0) & (d3 * d4 < 0)) \
+        | ((d1.abs() <= eps) & on_segment(q1, q2, p1)) | ((d2.abs() <= eps) & on_segment(q1, q2, p2)) \
+        | ((d3.abs() <= eps) & on_segment(p1, p2, q1)) | ((d4.abs() <= eps) & on_segment(p1, p2, q2))
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    gap = (j - i) % n
+    meet &= (i < j) & (gap != 1) & (gap != n - 1)  # neighbours share a vertex by construction
+    # neighbours folding back onto each other (a spike): collinear with opposite directions
+    fold = (orient(torch.zeros_like(e), e, e.roll(-1, 0)).abs() <= eps) & ((e * e.roll(-1, 0)).sum(1) < 0)
+    if bool(fold.any()):
+        k = int(fold.nonzero()[0])
+        return k, (k + 1) % n
+    if bool(meet.any()):
+        k = meet.nonzero()[0]
+        return int(k[0]), int(k[1])
+    return None
+
+
 class Polygon(Geometry):
-    """A simple polygon in 2-D from its vertices (either orientation; not closed by repeating the first)."""
+    """A simple polygon in 2-D from its vertices (either orientation; not closed by repeating the first).
+    A self-intersecting one is refused: its inside test (even–odd) and its shoelace area disagree."""
 
     def __init__(self, vertices: Sequence[Sequence[float]]):
         v = torch.as_tensor(vertices, dtype=torch.float64)
@@ -313,6 +349,10 @@ class Polygon(Geometry):
         if bool((self._length == 0).any()):
             raise ValueError("vertices must not repeat consecutively (an edge of zero length)")
         self._outward = torch.stack([self._edge[:, 1], -self._edge[:, 0]], 1) / self._length[:, None]
+        crossing = _crossing_edges(v, v.roll(-1, 0) - v)  # edge i runs from vertex i to i + 1, as given
+        if crossing is not None:
+            raise ValueError(f"vertices must form a simple polygon (no edge may meet another but its neighbours "
+                             f"at their shared vertex), but edges {crossing[0]} and {crossing[1]} meet: {vertices!r}")
 
     def __repr__(self) -> str:
         return f"Polygon({self.vertices.tolist()})"
@@ -371,14 +411,26 @@ class _Combination(Geometry):
     def _bounds(self) -> tuple[Tensor, Tensor]:
         return torch.minimum(self.a.lower, self.b.lower), torch.maximum(self.a.upper, self.b.upper)
 
-    def _keep(self, x: Tensor, from_a: bool) -> tuple[Tensor, float]:
-        """Which of the boundary points ``x`` of part a (or b) bound the result, and the normal's sign."""
+    b_sign = 1.0  # the sign of b's normals on the result's boundary
+
+    def _keep(self, x: Tensor, normals: Tensor, from_a: bool) -> Tensor:
+        """Which of the boundary points ``x`` (outward ``normals``) of part a (or b) bound the result."""
         raise NotImplementedError
+
+    @staticmethod
+    def _shared(other: Geometry, x: Tensor, normals: Tensor, s: Tensor, sign: float) -> Tensor:
+        """Points of one part's boundary that also lie on ``other``'s (``s`` its sdf there) and whose
+        normal is ``sign`` times ``other``'s: a boundary both parts share, kept once (from a)."""
+        on = s.abs() <= other._tol()
+        out = torch.zeros_like(on)
+        if bool(on.any()):
+            out[on] = sign * (other.normal(x[on]) * normals[on]).sum(1) > 0.5
+        return out
 
     def normal(self, x: Tensor) -> Tensor:
         x = _as_points(x, self.dim)
         sa, sb = self.a.sdf(x).abs(), self.b.sdf(x).abs()
-        na, nb = self.a.normal(x), self.b.normal(x) * self._keep(x[:1], from_a=False)[1]
+        na, nb = self.a.normal(x), self.b.normal(x) * self.b_sign
         return torch.where((sa <= sb)[:, None], na, nb)
 
     def _parts(self, m: int, sampler: str, seed: int, extra: int) -> tuple[Tensor, Tensor]:
@@ -389,9 +441,9 @@ class _Combination(Geometry):
         xs, ns = [], []
         for part, count, s, from_a in ((self.a, na, 2 * seed, True), (self.b, max(1, m - na), 2 * seed + 1, False)):
             x, nrm = part.boundary(count, sampler, s, extra)
-            keep, sign = self._keep(x[:, : self.dim], from_a)
+            keep = self._keep(x[:, : self.dim], nrm, from_a)
             xs.append(x[keep])
-            ns.append(sign * nrm[keep])
+            ns.append((1.0 if from_a else self.b_sign) * nrm[keep])
         x, nrm = torch.cat(xs), torch.cat(ns)
         order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
         return x[order], nrm[order]
@@ -418,20 +470,22 @@ class _Combination(Geometry):
 
 
 class Union(_Combination):
-    """A ∪ B: the boundary of each part outside the other."""
+    """A ∪ B: the boundary of each part outside the other, and once where they share it facing the same way."""
 
     symbol = "|"
 
     def sdf(self, x: Tensor) -> Tensor:
         return torch.minimum(self.a.sdf(x), self.b.sdf(x))
 
-    def _keep(self, x: Tensor, from_a: bool) -> tuple[Tensor, float]:
+    def _keep(self, x: Tensor, normals: Tensor, from_a: bool) -> Tensor:
         other = self.b if from_a else self.a
-        return other.sdf(x) > other._tol(), 1.0
+        s = other.sdf(x)
+        keep = s > other._tol()
+        return keep | self._shared(other, x, normals, s, 1.0) if from_a else keep
 
 
 class Intersection(_Combination):
-    """A ∩ B: the boundary of each part inside the other."""
+    """A ∩ B: the boundary of each part inside the other, and once where they share it facing the same way."""
 
     symbol = "&"
 
@@ -441,13 +495,16 @@ class Intersection(_Combination):
     def sdf(self, x: Tensor) -> Tensor:
         return torch.maximum(self.a.sdf(x), self.b.sdf(x))
 
-    def _keep(self, x: Tensor, from_a: bool) -> tuple[Tensor, float]:
+    def _keep(self, x: Tensor, normals: Tensor, from_a: bool) -> Tensor:
         other = self.b if from_a else self.a
-        return other.sdf(x) < -other._tol(), 1.0
+        s = other.sdf(x)
+        keep = s < -other._tol()
+        return keep | self._shared(other, x, normals, s, 1.0) if from_a else keep
 
 
 class Difference(_Combination):
-    """A − B: the boundary of A outside B, and that of B inside A with its normal turned round."""
+    """A − B: the boundary of A outside B (and where B touches it from outside), and that of B inside A
+    with its normal turned round."""
 
     symbol = "-"
 
@@ -457,7 +514,10 @@ class Difference(_Combination):
     def sdf(self, x: Tensor) -> Tensor:
         return torch.maximum(self.a.sdf(x), -self.b.sdf(x))
 
-    def _keep(self, x: Tensor, from_a: bool) -> tuple[Tensor, float]:
-        if from_a:
-            return self.b.sdf(x) > self.b._tol(), 1.0
-        return self.a.sdf(x) < -self.a._tol(), -1.0
+    b_sign = -1.0
+
+    def _keep(self, x: Tensor, normals: Tensor, from_a: bool) -> Tensor:
+        if from_a:  # where B touches A from outside (opposite normals), A's boundary stays
+            s = self.b.sdf(x)
+            return (s > self.b._tol()) | self._shared(self.b, x, normals, s, -1.0)
+        return self.a.sdf(x) < -self.a._tol()

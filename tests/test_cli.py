@@ -398,3 +398,46 @@ def test_argument_errors_of_every_command_are_one_line(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and message in err and err.startswith(f"sciml {argv[0]}: error:"), err
+
+
+def test_pinn_train_reports_the_error_against_a_solution_and_the_coefficients(tmp_path, capsys, monkeypatch):
+    import h5py
+
+    from sciml.cli import train_parser
+    from sciml.solvers.pinn_problems import PROBLEMS
+
+    help_text = " ".join(train_parser().format_help().split())
+    assert all(name in help_text for name in PROBLEMS)  # --problem lists every built-in problem
+    small = ["--collocation.n_interior", "64", "--solver_options.hidden", "[8]", "--trainer.epochs", "2", "--quiet"]
+    # poisson_lshape has an exact solution and no reference grid: the error against it is printed
+    code, out, err = run(capsys, "train", "--family", "pinn", "--problem", "poisson_lshape", "--out",
+                         str(tmp_path / "lshape"), *small)
+    assert code == 0, err
+    error = sciml.load_run(tmp_path / "lshape", "last").relative_error()
+    assert out.splitlines()[-1].startswith(f"rel_l2={error:.4g}  (2 epochs")
+    # an inverse problem: its trained coefficients are printed
+    code, out, err = run(capsys, "train", "--family", "pinn", "--problem", "burgers_identification",
+                         "--problem_options.n_data", "50", "--out", str(tmp_path / "ident"), *small)
+    assert code == 0, err
+    solver = sciml.load_run(tmp_path / "ident", "last")
+    lam1, log_lam2 = (float(solver.coefficients[k].detach()) for k in ("lambda1", "log_lambda2"))
+    assert out.splitlines()[-1].startswith(
+        f"rel_l2={solver.relative_error():.4g}  lambda1={lam1:.6g}  log_lambda2={log_lam2:.6g}  (2 epochs")
+    # a problem with neither solution nor reference on a disk: the loss is printed, and predict keeps to the disk
+    (tmp_path / "diskproblem.py").write_text(
+        "from sciml.solvers.pinn import Domain, PDEProblem\n"
+        "from sciml.solvers.pinn_conditions import Dirichlet\n"
+        "from sciml.solvers.pinn_geometry import Ball\n"
+        "def make():\n"
+        "    return PDEProblem(name='disk', domain=Domain(Ball([0.0, 0.0], 1.0)),\n"
+        "                      residual=lambda p, d: -d.laplacian() - 1.0, conditions=(Dirichlet(0.0),))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run(capsys, "train", "--family", "pinn", "--problem", "diskproblem:make", "--out",
+                         str(tmp_path / "disk"), *small)
+    assert code == 0 and out.splitlines()[-1].startswith("train_loss="), err
+    assert run(capsys, "predict", "--run", str(tmp_path / "disk"), "--out", str(tmp_path / "p.h5"),
+               "--resolution", "21")[0] == 0
+    with h5py.File(tmp_path / "p.h5") as f:
+        points = torch.from_numpy(f["points"][()])
+    # the 21 × 21 grid over [-1, 1]² has 317 nodes in the closed unit disk (none of the 124 others)
+    assert points.shape == (317, 2) and float(points.norm(dim=1).max()) <= 1 + 1e-12

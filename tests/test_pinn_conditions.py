@@ -185,3 +185,51 @@ def test_bad_problem_input_raises_naming_the_argument():
         Dirichlet(0.0, weight=-1.0)
     with pytest.raises(TypeError, match="value must be a finite number or a function"):
         Neumann("zero")
+
+
+def test_misplaced_conditions_are_refused_at_construction():
+    disk = Domain(Ball([0.0, 0.0], 1.0))
+    lap = lambda p, d: d.laplacian()  # noqa: E731
+    # periodic pairs on the faces of a disk's bounding box would lie outside the disk
+    with pytest.raises(ValueError, match="'periodic': Periodic needs a box domain"):
+        PDEProblem(name="p", domain=disk, residual=lap, conditions=(Periodic("x"),))
+    with pytest.raises(ValueError, match="boundary='periodic' needs a box domain"):
+        PDEProblem(name="p", domain=disk, residual=lap, boundary="periodic")
+    with pytest.raises(ValueError, match="face names such as 'x_min' exist only on a plain box"):
+        PDEProblem(name="p", domain=disk, residual=lap, conditions=(Dirichlet(0.0, on="x_min"),))
+    for cls, args in ((Initial, (0.0,)), (InitialRate, (0.0,)), (Periodic, ("x",)),
+                      (Observations, (torch.zeros(2, 2), torch.zeros(2)))):
+        with pytest.raises(ValueError, match=f"{cls.__name__} has its own points .* takes no on="):
+            cls(*args, on="x_min")
+    # observations whose points or columns do not fit the problem: named at construction, not at evaluate
+    with pytest.raises(ValueError, match=r"'obs': observations need points \(m, 2\)"):
+        PDEProblem(name="p", domain=disk, residual=lap, conditions=(Observations(torch.zeros(5, 3), torch.zeros(5),
+                                                                                name="obs"),))
+    with pytest.raises(ValueError, match=r"values \(m,\) or \(m, 1\) .* got \(5, 2\) and \(5, 3\)"):
+        PDEProblem(name="p", domain=disk, residual=lap,
+                   conditions=(Observations(torch.zeros(5, 2), torch.zeros(5, 3)),))
+    # names that would overwrite a metric of evaluate or a batch key
+    for name in ("loss", "rel_l2", "causal_loss", "causal_weight", "interior", "residual"):
+        with pytest.raises(ValueError, match=f"condition names must be distinct and not .*'{name}'"):
+            PDEProblem(name="p", domain=disk, residual=lap, conditions=(Dirichlet(0.0, name=name),))
+
+
+def test_wrong_shapes_from_user_functions_are_named():
+    disk = Domain(Ball([0.0, 0.0], 1.0))
+    lap = lambda p, d: d.laplacian()  # noqa: E731
+    solver = PINNSolver(PDEProblem(name="p", domain=disk, residual=lap,
+                                   conditions=(Dirichlet(lambda p: torch.zeros(1), name="rim"),)), dtype=torch.float64)
+    batch = solver.collocation(16, 16)[0]
+    with pytest.raises(ValueError, match=r"condition 'rim': value must return a tensor of shape \(16,\) at 16 points, "
+                                         r"got \(1,\)"):
+        solver.evaluate(batch)
+    uneven = PINNSolver(PDEProblem(name="sys", domain=disk, residual=lambda p, d: [d.u, d.u[:2]]))
+    with pytest.raises(ValueError, match=r"residual of problem 'sys' .* got components of lengths \[3, 2\]"):
+        uneven.residual(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="components of lengths"):  # the loss too, not only residual()
+        uneven.loss(uneven.collocation(8)[0])
+    # a part predicate must answer with booleans: a float mask was silently cast (0.3 → True)
+    with pytest.raises(ValueError, match=r"must return a bool tensor .* got torch.float64"):
+        disk.boundary_normals(10, part=lambda p: p[:, 0])
+    right = disk.boundary_normals(100, part=lambda p: p[:, 0] > 0)[0]
+    assert bool((right[:, 0] > 0).all())

@@ -112,3 +112,35 @@ def test_bad_geometry_input_raises_naming_the_argument():
         Domain(L_SHAPE).boundary(10, part="inlet")
     with pytest.raises(ValueError, match="holds almost none"):
         Domain(L_SHAPE).boundary(10, part=lambda p: p[:, 0] > 5)
+
+
+@pytest.mark.parametrize("shape, perimeter, shared", [
+    # an L from two boxes sharing the edges x = 0 (0 ≤ y ≤ 1) and y = 0 (0 ≤ x ≤ 1): 2 + 1 + 1 + 1 + 1 + 2
+    (Box([0, 0], [2, 1]) | Box([0, 0], [1, 2]), 8.0, lambda x: (x[:, 0].abs() < 1e-12) & (x[:, 1] < 1)),
+    # the unit box inside the 2-box sharing two of its edges: the unit box itself
+    (Box([0, 0], [2, 2]) & Box([0, 0], [1, 1]), 4.0, lambda x: (x[:, 0].abs() < 1e-12) & (x[:, 1] < 1)),
+    # B touches A from outside along x = 2, 0 ≤ y ≤ 1: A is unchanged
+    (Box([0, 0], [2, 2]) - Box([2, 0], [3, 1]), 8.0, lambda x: ((x[:, 0] - 2).abs() < 1e-12) & (x[:, 1] < 1)),
+], ids=["union", "intersection", "difference"])
+def test_a_boundary_both_parts_share_is_kept_once(shape, perimeter, shared):
+    """Points on the boundaries of both parts: kept once where they bound the result (they were lost)."""
+    assert shape.boundary_measure == pytest.approx(perimeter, rel=1e-3)
+    x, n = shape.boundary(4000, seed=8)
+    length = 1.0  # each shared piece above is one unit long: 1/perimeter of the points, no more (kept once)
+    assert float(shared(x).double().mean()) == pytest.approx(length / perimeter, abs=0.01)
+    assert torch.equal(shape.normal(x), n) and bool(shape.on_boundary(x).all())
+    assert bool((shape.sdf(x + 1e-6 * n) > 0).all()) and bool((shape.sdf(x - 1e-6 * n) < 0).all())  # outward
+    # boxes touching from outside: their common face is inside the union and bounds no intersection
+    assert (Box([0, 0], [1, 1]) | Box([1, 0], [2, 1])).boundary_measure == pytest.approx(6.0, rel=1e-3)
+
+
+def test_self_intersecting_polygon_is_refused():
+    # the review's pentagon: shoelace area 0.5, but it covers about 1.34 (its edges 0 and 2 cross)
+    with pytest.raises(ValueError, match="simple polygon.*edges 0 and 2 meet"):
+        Polygon([[0, 0], [2, 0], [2, 2], [1, -1], [0, 1]])
+    with pytest.raises(ValueError, match="simple polygon"):  # a vertex touching a non-adjacent edge
+        Polygon([[0, 0], [2, 0], [2, 2], [1, 0], [0, 2]])
+    with pytest.raises(ValueError, match="simple polygon"):  # an edge folding back onto its neighbour
+        Polygon([[0, 0], [2, 0], [1, 0], [1, 1]])
+    L = Polygon([[-1, -1], [1, -1], [1, 0], [0, 0], [0, 1], [-1, 1]])  # non-convex but simple: accepted
+    assert L.volume == 3.0 and L.boundary_measure == 8.0
