@@ -2,7 +2,8 @@
 
 One object serves a whole run: it solves each block of systems with the chosen method (one
 at a time, carrying GCRO-DR's recycled space from system to system as in the SKR method, or a
-block at once with a batched solver), caches what is a function of the matrix alone
+block at once with a batched solver; batched GCRO-DR carries its space from block to block),
+caches what is a function of the matrix alone
 (factorizations, preconditioners), retries misses with a fallback solver, and records
 per-sample diagnostics. Its preconditioner setup and solves are charged to the stages
 ``precond`` and ``solve`` of a :class:`sciml.datasets.pipeline.StageTimer`.
@@ -17,10 +18,12 @@ from .krylov import PRECONDITIONERS
 from .linsolve import DirectFactorization, get_linear_solver
 from .pipeline import DIAGNOSTICS
 
-__all__ = ["BlockSolver", "BATCHED"]
+__all__ = ["BlockSolver", "BATCHED", "PER_SYSTEM_PRECONDITIONER"]
 
 #: solvers with a batched form in :mod:`sciml.datasets.krylov`, used when ``batch > 1``
-BATCHED = {"cg": "cg_batched", "gmres": "gmres_batched"}
+BATCHED = {"cg": "cg_batched", "gmres": "gmres_batched", "gcrodr": "gcro_dr_batched"}
+#: batched solvers that take one preconditioner per system (a list), not one for the stack
+PER_SYSTEM_PRECONDITIONER = {"gcrodr"}
 
 
 class BlockSolver:
@@ -109,7 +112,16 @@ class BlockSolver:
             raise ValueError(f"linear_solve got {len(As)} matrices and B of shape "
                              f"{tuple(B.shape)} for a block of "
                              f"{len(self.diagnostics['converged'])} samples")
-        if self.batch > 1 and self.name in BATCHED:
+        if self.batch > 1 and self.name == "gcrodr":
+            # Per-system preconditioners (a multigrid of one grid each); the space the block's
+            # first system leaves goes on to the next block.
+            M = None if self.precond == "none" else [self._preconditioner(A) for A in As]
+            with self._stage("solve"):
+                results = krylov.gcro_dr_batched(As, B, X0=X0, M=M, recycle=self.recycle,
+                                                 check_every=10 if B.is_cuda else 1,
+                                                 **self.options)
+            self.recycle = results[0].recycle
+        elif self.batch > 1 and self.name in BATCHED:
             batched = getattr(krylov, BATCHED[self.name])
             M = self._cached(As, self._block_preconditioner)
             # On a GPU, read the convergence flags every 10 iterations instead of every one:

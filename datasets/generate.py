@@ -62,10 +62,10 @@ from tqdm.auto import tqdm
 import sciml
 from sciml import distributed
 
-from .block_solver import BATCHED, BlockSolver
+from .block_solver import BATCHED, PER_SYSTEM_PRECONDITIONER, BlockSolver
 from .compression import check_compression
 from .hdf5 import FORMAT_VERSION, read_config
-from .krylov import PRECONDITIONERS
+from .krylov import PRECONDITIONERS, gpu_direct_available
 from .linsolve import get_linear_solver
 from .pdes import get_pde
 from .pipeline import STORED_DTYPES, StageTimer, sample_chunk, solve_chunk, to_host
@@ -81,6 +81,20 @@ _CPU_ONLY = {"amg", "ilu", "lu"}
 _SYMMETRIC = {"none", "jacobi", "chebyshev", "mg", "gsmg", "amg", "lu"}
 # Preconditioners built for one grid of any dimension, not for a block-diagonal stack.
 _SINGLE_GRID = {"gsmg", "gsmg32", "slmg", "slmg32"}
+_SHIFTED_LAPLACIAN = {"slmg", "slmg32"}
+# Solvers that take no preconditioner: direct factorizations, and pyamg's own AMG.
+_NO_PRECONDITIONER = {"direct", "gpu_direct", "amg"}
+
+
+def _check_gpu_direct(name, value, device):
+    """Refuse ``value="gpu_direct"`` (argument ``name``) where torch cannot run it on ``device``."""
+    if value != "gpu_direct":
+        return
+    available, why = gpu_direct_available(device)
+    if not available:
+        raise ValueError(f"{name}='gpu_direct' needs torch.sparse.spsolve (a CUDA build with "
+                         f"cuDSS), unavailable here: {why}; use 'direct' (SuperLU on the CPU) "
+                         f"or a Krylov solver")
 
 
 def _check_int(name, value, low, high=2 ** 63 - 1):
@@ -140,7 +154,12 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
     - on CUDA, families that are not SPD but name a ``krylov_preconditioner`` (Helmholtz:
       shifted-Laplacian multigrid; convection–diffusion: Gauss–Seidel multigrid) are solved
       on the device by GCRO-DR recycling along the greedy order, not sent to the CPU;
-    - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method).
+    - ``solver="skr"`` is GCRO-DR in the greedy order (the SKR method); with ``batch > 1``
+      its blocks are solved at once (:func:`~sciml.datasets.krylov.gcro_dr_batched`), never
+      chosen by ``"auto"``: through :func:`generate` on one CPU thread (3-D Helmholtz, 24³
+      and 32³, 16 samples, greedy order) blocks of 4–16 took the same iterations as one
+      system at a time but ran 1.2–1.5× slower with the shifted-Laplacian multigrid and
+      2.0–4.9× slower without it; it is unmeasured on a GPU.
 
     ``resolution`` (nodes per side of the solve grid, optional) selects the size-dependent
     rules; without it the size-independent choice is made.
@@ -202,12 +221,15 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
         one_solve_per_matrix = family.matrix_varies and family.time_steps is None
         if family.spd and (device.type == "cuda" or one_solve_per_matrix):
             solver, precond = "cg", ("mg" if precond == "auto" else precond)
-            if batch is None:
+            if batch is None and precond in _SINGLE_GRID:
+                batch = 1  # one grid's multigrid cannot precondition a stacked block
+            elif batch is None:
                 # A GPU wants the whole chunk at once; on the CPU blocks larger than 32 run
                 # slower per sample (128² Darcy, 2 cores: 75 samples/s solving blocks of 32,
                 # 26 with blocks of 256; benchmarks/results/datagen_pipeline_cpu.md).
                 batch = chunk_size if device.type == "cuda" else min(chunk_size, CPU_BATCH)
-            reasons.append("SPD: batched CG with the geometric multigrid preconditioner")
+            reasons.append("SPD: batched CG with the geometric multigrid preconditioner"
+                           if batch > 1 else f"SPD: CG with the {precond} preconditioner")
         else:
             solver = "direct"
             reasons.append("not SPD: sparse LU" if not family.spd
@@ -215,30 +237,46 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
     if solver == "direct" and not family.matrix_varies:
         reasons.append("one factorization for all samples")
     if precond == "auto":
-        precond = "none" if solver in ("direct", "amg") else ("jacobi" if device.type == "cuda" else "none")
+        precond = "jacobi" if solver not in _NO_PRECONDITIONER and device.type == "cuda" \
+            else "none"
     if order == "auto":
         order = "identity"
     batch = 1 if batch is None else _check_int("batch", batch, 1)
+    if solver == "gcrodr" and batch > 1:
+        reasons.append(f"blocks of {batch} solved at once by batched GCRO-DR, the recycled "
+                       f"space carried from block to block")
     if dim == 3 and precond == "mg":
         raise ValueError(f"PDE {family.name!r} is 3-D and precond='mg' is the 2-D multigrid; "
                          f"use precond='gsmg' (geometric multigrid in 2-D and 3-D)")
-    if batch > 1 and precond in _SINGLE_GRID:
+    if batch > 1 and precond in _SINGLE_GRID and solver not in PER_SYSTEM_PRECONDITIONER:
         raise ValueError(f"precond={precond!r} preconditions one grid, not a stacked block; "
-                         f"use batch=1 (got batch={batch})")
+                         f"use batch=1, or solver='gcrodr' (one preconditioner per system), "
+                         f"got solver={solver!r} with batch={batch}")
     if batch > chunk_size:
         raise ValueError(f"batch must be <= chunk_size={chunk_size} (blocks are cut within a "
                          f"chunk), got batch={batch}; raise chunk_size")
     if batch > 1 and solver not in BATCHED and solver != "direct":
         raise ValueError(f"batch > 1 needs a batched solver ({', '.join(BATCHED)}) or 'direct', "
                          f"got solver={solver!r} with batch={batch}")
-    if solver == "cg" and not family.spd:
-        raise ValueError(f"solver 'cg' needs symmetric positive definite systems; PDE "
-                         f"{family.name!r} is not (use gmres, gmresdr, gcrodr or direct)")
+    if solver in ("cg", "amg") and not family.spd:
+        hint = "; or solver='gmresdr' with precond='amg'" if solver == "amg" else ""
+        raise ValueError(f"solver {solver!r} ({'CG with pyamg' if solver == 'amg' else 'CG'}) "
+                         f"needs symmetric positive definite systems; PDE {family.name!r} is "
+                         f"not (use gmres, gmresdr, gcrodr or direct{hint})")
+    if precond in _SHIFTED_LAPLACIAN and \
+            getattr(family, "krylov_preconditioner", None) not in _SHIFTED_LAPLACIAN:
+        # It reads k² off A = −Δ_h − diag(k²); on another matrix it preconditions an
+        # unrelated operator (GMRES-DR, rtol 1e-8, 24³: convection–diffusion 358–500
+        # iterations against 15 with gsmg, Darcy 34–36 against 9).
+        raise ValueError(f"precond={precond!r} is the shifted-Laplacian multigrid for "
+                         f"Helmholtz matrices (−Δ − k²); PDE {family.name!r} is not one: use "
+                         f"precond='gsmg' (Gauss–Seidel multigrid) or 'auto'")
     get_linear_solver(solver)
+    _check_gpu_direct("solver", solver, device)
     if precond not in PRECONDITIONERS:
         raise ValueError(f"unknown preconditioner {precond!r}; expected one of: "
                          f"{', '.join(sorted(PRECONDITIONERS))}")
-    if precond != "none" and solver in ("direct", "amg"):
+    if precond != "none" and solver in _NO_PRECONDITIONER:
         raise ValueError(f"precond={precond!r} does not apply to solver {solver!r}")
     if device.type == "cuda" and (solver == "amg" or precond in _CPU_ONLY):
         raise ValueError(f"solver={solver!r} with precond={precond!r} runs on the CPU only "
@@ -251,11 +289,17 @@ def choose_method(family, device, solver="auto", precond="auto", order="auto", b
             "reason": "; ".join(reasons) or "as requested"}
 
 
-# Peak memory per node of the solve grid, measured on 2-core CPU runs of binary Darcy
-# (ru_maxrss; 130² and 258², chunks of 8 to 64): about 300 B per sample held by the chunk
-# (fields, matrices, SuperLU's factors) and 400 B more per sample of a batched block
-# (the stacked multigrid hierarchy and CG's vectors).
-_BYTES_PER_NODE_CHUNK, _BYTES_PER_NODE_BLOCK = 300, 400
+# Peak memory per node of the solve grid: bytes per sample held by the chunk, for the solve's
+# fixed working set, and per system of a solved block. 2-D, measured on 2-core CPU runs of binary
+# Darcy (ru_maxrss; 130² and 258², chunks of 8 to 64): about 300 B per sample (fields,
+# matrices, SuperLU's factors) and 400 B per sample of a batched block (the stacked multigrid
+# hierarchy and CG's vectors). 3-D, measured the same way over the imports (26³–66³, chunks of
+# 4 and 8, each 3-D family's default method, GCRO-DR(40, 20) with and without the
+# shifted-Laplacian multigrid, blocks of 1 and 4): 57–83 B per sample, and 1.6–3.1 kB fixed
+# (Krylov basis of 40–80 vectors, multigrid hierarchy, the field sampler's temporaries) of
+# which about 1.5 kB grows with each system of a batched GCRO-DR block.
+_BYTES_PER_NODE = {2: (300, 0, 400), 3: (100, 1300, 1500)}
+_SUPERSCRIPT = {2: "²", 3: "³"}
 
 
 def _available_memory(device):
@@ -272,19 +316,25 @@ def _available_memory(device):
 
 def _check_memory(solve_resolution, chunk_size, batch, device, dim=2):
     """Refuse, before any allocation, a chunk whose estimated peak memory does not fit."""
+    per_sample, fixed, per_system = _BYTES_PER_NODE[dim]
     nodes = solve_resolution ** dim  # per sample, on the solve grid
-    need = nodes * (_BYTES_PER_NODE_CHUNK * chunk_size + _BYTES_PER_NODE_BLOCK * batch)
+    need = nodes * (per_sample * chunk_size + fixed + per_system * batch)
     free = _available_memory(device)
     if free is None or need <= free:
         return
-    per_sample = nodes * (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)
-    fits = max(0, free // per_sample)
-    hint = (f"use chunk_size <= {fits}" if fits >= 1 else
-            f"use a coarser grid (resolution or solve_resolution at most about "
-            f"{int((free / (_BYTES_PER_NODE_CHUNK + _BYTES_PER_NODE_BLOCK)) ** (1 / dim))})")
-    raise ValueError(f"a chunk of {chunk_size} samples at {solve_resolution}^{dim} needs about "
-                     f"{need / 2 ** 30:.1f} GiB on {device.type}, {free / 2 ** 30:.1f} GiB is "
-                     f"free: {hint}")
+    def largest_chunk(block):
+        return int((free / nodes - fixed - per_system * block) // per_sample)
+
+    if largest_chunk(batch) >= batch:
+        hint = f"use chunk_size <= {largest_chunk(batch)}"
+    elif largest_chunk(1) >= 1:
+        hint = f"use a smaller batch (batch=1 fits chunk_size <= {largest_chunk(1)})"
+    else:
+        hint = (f"use a coarser grid (resolution or solve_resolution at most about "
+                f"{int((free / (per_sample + fixed + per_system)) ** (1 / dim))})")
+    raise ValueError(f"a chunk of {chunk_size} samples at {solve_resolution}{_SUPERSCRIPT[dim]} "
+                     f"needs about {need / 2 ** 30:.1f} GiB on {device.type}, "
+                     f"{free / 2 ** 30:.1f} GiB is free: {hint}")
 
 
 def _differences(stored, config, prefix=""):
@@ -339,14 +389,18 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
     solver : str
         ``"auto"`` (:func:`choose_method`), ``"skr"`` (GCRO-DR in the greedy order), or a key
         of :data:`sciml.datasets.LINEAR_SOLVERS` (``"gcrodr"``, ``"gmresdr"``, ``"gmres"``,
-        ``"cg"``, ``"amg"``, ``"direct"``).
+        ``"cg"``, ``"amg"``, ``"direct"``, ``"gpu_direct"``: ``torch.sparse.spsolve`` with
+        cuDSS, refused with the reason where torch cannot run it on ``device``).
     precond : str
         ``"auto"`` or a key of :data:`sciml.datasets.krylov.PRECONDITIONERS`.
     order : {"auto", "greedy", "identity"}
         Order in which a chunk's systems are solved (:mod:`sciml.datasets.sorting`).
     batch : int, optional
         Systems solved at once by the batched solvers (≤ ``chunk_size``; default for batched
-        multigrid CG: the chunk on a GPU, at most 32 on the CPU; else 1).
+        multigrid CG: the chunk on a GPU, at most 32 on the CPU; else 1). With ``"gcrodr"``
+        (or ``"skr"``) a block is solved by :func:`~sciml.datasets.krylov.gcro_dr_batched`,
+        one preconditioner per system, the recycled space carried from block to block in the
+        solve order.
     rtol : float
         Relative tolerance of the true residual, in (0, 1).
     maxiter : int, optional
@@ -421,6 +475,7 @@ def generate(pde="darcy", n=1100, resolution=85, out=None, *, seed=0, n_test=Non
         maxiter = _check_int("maxiter", maxiter, 1)
     if fallback is not None:
         get_linear_solver(fallback)
+        _check_gpu_direct("fallback", fallback, device)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     if solver not in ("auto", "skr"):
@@ -516,7 +571,8 @@ def _run(family, config, method, out, parts, device, info, progress, callback):
                     background.submit(writer.merge_part, k)
         with tqdm(total=sum(counts[k] for k in mine), initial=sum(counts[k] for k in mine) -
                   sum(counts[k] for k in todo), disable=not progress or not info.is_main,
-                  unit="sample", desc=f"{config['pde']} {config['resolution']}² "
+                  unit="sample", desc=f"{config['pde']} {config['resolution']}"
+                                      f"{_SUPERSCRIPT[getattr(family, 'dim', 2)]} "
                                       f"{method['solver']}") as bar:
             for k in todo:
                 timer = StageTimer(device)

@@ -14,7 +14,9 @@ fastest ordering for five-point operators in the measurements of NOTES.md (31 ms
 The iterative solvers live in :mod:`sciml.datasets.krylov` and are registered here by name:
 ``"gmres"`` (GMRES(m), option ``restart``), ``"gmresdr"`` (GMRES-DR(m, k)), ``"gcrodr"``
 (GCRO-DR(m, k), option ``recycle`` to carry its space to the next system), ``"cg"`` and
-``"amg"`` (CG preconditioned by pyamg, CPU).
+``"amg"`` (CG preconditioned by pyamg, CPU). ``"gpu_direct"`` is the sparse direct solve on the
+GPU (``torch.sparse.spsolve`` with cuDSS, :func:`~sciml.datasets.krylov.gpu_direct`); where
+torch has no such kernel it raises, naming the reason, and never falls back to the CPU.
 """
 import time
 
@@ -24,7 +26,7 @@ import torch
 
 # SolveResult and the checks shared with the Krylov solvers live beside them, so that the
 # import runs one way (linsolve -> krylov) whichever module is imported first.
-from .krylov import amg_cg, cg, gcro_dr, gmres, gmres_dr
+from .krylov import amg_cg, cg, gcro_dr, gmres, gmres_dr, gpu_direct
 from .krylov._shared import SolveResult
 from .krylov._shared import check_tolerance as _check_tolerance
 from .krylov._shared import to_scipy as _to_scipy
@@ -136,7 +138,7 @@ class DirectFactorization:
 
 
 LINEAR_SOLVERS = {"direct": solve_direct, "gmres": gmres, "gmresdr": gmres_dr,
-                  "gcrodr": gcro_dr, "cg": cg, "amg": amg_cg}
+                  "gcrodr": gcro_dr, "cg": cg, "amg": amg_cg, "gpu_direct": gpu_direct}
 
 
 def get_linear_solver(name):

@@ -136,7 +136,7 @@ def test_batched_cg_block_equals_direct(direct, tmp_path, precond):
 
 @pytest.mark.parametrize("options, words", [
     (dict(solver="cg", pde="helmholtz"), "symmetric positive definite"),
-    (dict(solver="gcrodr", batch=4), "batch > 1 needs a batched solver"),
+    (dict(solver="gmresdr", batch=4), "batch > 1 needs a batched solver"),
     (dict(precond="magic"), "unknown preconditioner 'magic'"),
     (dict(order="random"), "unknown order 'random'"),
     (dict(fallback="magic"), "unknown linear solver 'magic'"),

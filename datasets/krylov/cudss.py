@@ -11,6 +11,7 @@ CUDA build without cuDSS) :func:`gpu_direct_available` says so with the reason, 
 from __future__ import annotations
 
 import time
+import warnings
 
 import torch
 
@@ -26,7 +27,9 @@ def gpu_direct_available(device="cuda"):
         return False, f"torch {torch.__version__} has no torch.sparse.spsolve"
     if device.type == "cuda" and not torch.cuda.is_available():
         return False, "CUDA is not available"
-    A = torch.eye(2, dtype=torch.float64, device=device).to_sparse_csr()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        A = torch.eye(2, dtype=torch.float64, device=device).to_sparse_csr()
     try:
         torch.sparse.spsolve(A, torch.ones(2, dtype=torch.float64, device=device))
     except (RuntimeError, NotImplementedError) as error:
