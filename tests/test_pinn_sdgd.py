@@ -151,3 +151,21 @@ def test_bad_types_and_shapes_are_rejected():
 def _soft(problem):
     """The problem without its hard-constraint recipe: its boundary stays a loss term."""
     return PDEProblem(name=problem.name, domain=problem.domain, residual=problem.residual, boundary=problem.boundary)
+
+
+def test_evaluate_reports_each_condition_and_the_error_only_with_a_solution():
+    from sciml.solvers.pinn import Domain
+    from sciml.solvers.pinn_conditions import Dirichlet
+    from sciml.solvers.pinn_geometry import Ball
+
+    problem = PDEProblem("no_solution", Domain(Ball([0.0] * 4, 1.0)), lambda p, d: -d.laplacian() - 8.0,
+                         conditions=(Dirichlet(0.0),))
+    solver = SDGDSolver(problem, dims=2, hidden=8, depth=2, seed=0)
+    batch = solver.collocation(16, 8)[0]
+    metrics = solver.evaluate(batch)
+    # the Dirichlet term is the mean square of u on the boundary points (g = 0)
+    assert set(metrics) == {"dirichlet"}
+    assert metrics["dirichlet"].item() == pytest.approx(solver.sample(batch["dirichlet"]).pow(2).mean().item(),
+                                                        rel=1e-12)
+    with_solution = SDGDSolver(poisson(dim=3), dims=2, hidden=8, depth=2, seed=0)
+    assert {"rel_l2", "mse"} <= set(with_solution.evaluate(with_solution.collocation(16, 8)[0]))
