@@ -8,7 +8,9 @@ Parts, in order of priority:
 1. ``cuda_tests``: ``python -m pytest -m cuda -q`` (skipped on the CPU);
 2. ``datagen``: ``generate()`` of 128² binary Darcy end to end on the device
    (``benchmarks.datagen --pipeline --end-to-end-only``) against the CPU baseline, the same on 2
-   torch threads in a process of its own;
+   torch threads in a process of its own; then seconds per sample of the 3-D families (Darcy,
+   convection–diffusion, Helmholtz) on the device against SuperLU and pyamg on the host
+   (``benchmarks.datagen --scaling``);
 3. ``trainer``: the Trainer's step time against a bare loop on the same FNO (``benchmarks.trainer``);
 4. ``optimizers``: step time of each optimizer against AdamW's (``benchmarks.optimizers --quick``);
 5. ``darcy``: the Darcy full setting for ``--models`` (``benchmarks.darcy --validate``): a test
@@ -47,7 +49,7 @@ from benchmarks import darcy
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = {
     "cuda_tests": "CUDA tests (pytest -m cuda)",
-    "datagen": "generate() of Darcy 128², device vs CPU on 2 threads",
+    "datagen": "generate() of Darcy 128², device vs CPU on 2 threads; 3-D families vs host solvers",
     "trainer": "Trainer step vs a bare loop, same FNO",
     "optimizers": "optimizer step time vs AdamW",
     "darcy": "Darcy benchmark, validation every epoch",
@@ -141,7 +143,12 @@ def datagen_commands(ctx) -> list[list[str]]:
             # the baseline on 2 threads in a process of its own, whatever the device process did
             _python("-m", "benchmarks.datagen", "--pipeline", "--end-to-end-only", "--device", "cpu", "--threads", 2,
                     "--chunk-sizes", 32, "--samples", 64 if ctx.quick else 128,
-                    "--out-dir", ctx.scratch / "datagen" / "cpu_2_threads")]
+                    "--out-dir", ctx.scratch / "datagen" / "cpu_2_threads"),
+            # 3-D families where direct factorization gives out; host rows (SuperLU, pyamg) in the same run
+            _python("-m", "benchmarks.datagen", "--scaling", "--device", ctx.device,
+                    "--cases", "darcy3d", "convection_diffusion3d", "helmholtz3d",
+                    *(["--sizes", 10, "--samples", 2] if ctx.quick else ["--sizes", 34, 66, "--samples", 4]),
+                    "--out-dir", ctx.scratch / "datagen" / "scaling_3d")]
 
 
 def datagen_figures(ctx) -> tuple[str, list[str], dict]:
@@ -162,7 +169,33 @@ def datagen_figures(ctx) -> tuple[str, list[str], dict]:
     ratio = best["samples_per_s"] / baseline[0]["samples_per_s"]
     headline = (f"{ratio:.2f}× CPU 2 threads ({best['samples_per_s']:.1f} vs "
                 f"{baseline[0]['samples_per_s']:.1f} samples/s, chunk {best['chunk']})")
-    return headline, details, {"device": device, "cpu_2_threads": baseline, "ratio": ratio}
+    scaling = _scaling_3d(ctx)
+    for case, point in scaling.items():
+        details.append(f"{case} {point['resolution']}³: {point['device_method']} {point['device_s']:.3g} s/sample "
+                       f"against {point['host_method']} {point['host_s']:.3g} s on the host: "
+                       f"{point['host_s'] / point['device_s']:.2f}×")
+    return headline, details, {"device": device, "cpu_2_threads": baseline, "ratio": ratio, "scaling_3d": scaling}
+
+
+def _scaling_3d(ctx) -> dict:
+    """Per 3-D family, at its largest grid measured: the fastest converged method on the device
+    against the fastest on the host (SuperLU, pyamg). Partial results count (a run stopped at budget)."""
+    rows = [r for f in sorted((ctx.scratch / "datagen" / "scaling_3d").glob("*.json"))
+            for r in json.loads(f.read_text())]
+    points = {}
+    for case in sorted({r["case"] for r in rows}):
+        ok = [r for r in rows if r["case"] == case and r["unconverged"] == 0]
+        host = [r for r in ok if "superlu" in r["method"] or "CPU" in r["method"]]
+        device = [r for r in ok if r not in host]
+        both = {r["resolution"] for r in host} & {r["resolution"] for r in device}
+        if not both:
+            continue
+        size = max(both)
+        d = min((r for r in device if r["resolution"] == size), key=lambda r: r["seconds_per_sample"])
+        h = min((r for r in host if r["resolution"] == size), key=lambda r: r["seconds_per_sample"])
+        points[case] = {"resolution": size, "device_method": d["method"], "device_s": d["seconds_per_sample"],
+                        "host_method": h["method"], "host_s": h["seconds_per_sample"]}
+    return points
 
 
 def trainer_commands(ctx) -> list[list[str]]:
