@@ -87,7 +87,7 @@ class GraphStep:
             warnings.warn(f"cuda_graph=True: the step is not captured: {self.reason}", stacklevel=3)
         self.steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.static: Any = None  # the batch buffers the graph reads
+        self.static: list[torch.Tensor] = []  # the batch's tensors the graph reads
         self.layout: list[tuple] | None = None  # of the first batch, a full one: the only one captured
         self.stats: torch.Tensor | None = None  # the graph's output: loss, gradient finite, step kept
         self.tensors: list[torch.Tensor] = []  # what an undone step restores: parameters, then optimizer state
@@ -107,19 +107,21 @@ class GraphStep:
         if self.reason is not None:
             return self.trainer._step(self.objective, batch, self.params)
         self.steps += 1
+        tensors = _batch_tensors(batch)
+        layout = [(t.shape, t.dtype, t.device) for t in tensors]
         if self.layout is None:
-            self.layout = _layout(batch)
+            self.layout = layout
         if self.steps < WARMUP_STEPS or not self.opt.state:  # the optimizer's state is created here
             return self.trainer._step(self.objective, batch, self.params)
         if not self.tensors:
             self._buffers()
-        full = _layout(batch) == self.layout
+        full = layout == self.layout
         if self.side is not None and self.graph is None and self.steps > WARMUP_STEPS and full:
             self._capture(batch)
             if self.reason is not None:  # failed: the eager step from now on
                 return self.trainer._step(self.objective, batch, self.params)
         if self.graph is not None and full:
-            _copy_into(self.static, batch)
+            torch._foreach_copy_(self.static, tensors)
             self.graph.replay()
             stats = self.stats
         elif self.side is not None:  # warm-up of the guarded step, or a batch of another shape
@@ -174,7 +176,12 @@ class GraphStep:
         leaves its stream current when ending a failed capture raises. ``thread_local``: CUDA
         calls of other threads (the DataLoader's pin-memory thread) do not break the capture.
         """
-        self.static = _clone(batch)
+        from .train import _fill, _strip  # train imports this module
+
+        tensors: list[torch.Tensor] = []
+        skeleton = _strip(batch, tensors)
+        self.static = [t.clone() for t in tensors]
+        static_batch = _fill(skeleton, iter(self.static))
         self.opt.zero_grad(set_to_none=True)  # the gradients are allocated in the graph's memory pool
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.device(self.device):
@@ -184,7 +191,7 @@ class GraphStep:
                 with torch.cuda.stream(self.side):
                     graph.capture_begin(capture_error_mode="thread_local")
                     try:
-                        self.stats = self._guarded_step(self.static)
+                        self.stats = self._guarded_step(static_batch)
                     finally:
                         graph.capture_end()
             except Exception as exc:  # e.g. an operation that waits for the host, such as .item()
@@ -200,32 +207,12 @@ class GraphStep:
         self.graph = graph
 
 
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [t for x in obj for t in _tensors(x)]
-    if isinstance(obj, dict):
-        return [t for k in sorted(obj) for t in _tensors(obj[k])]
-    return []
+def _batch_tensors(batch: Any) -> list[torch.Tensor]:
+    from .train import _strip
 
-
-def _layout(batch: Any) -> list[tuple]:
-    return [(t.shape, t.dtype, t.device) for t in _tensors(batch)]
-
-
-def _clone(batch: Any) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.clone()
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_clone(x) for x in batch)
-    if isinstance(batch, dict):
-        return {k: _clone(v) for k, v in batch.items()}
-    return batch
-
-
-def _copy_into(static: Any, batch: Any) -> None:
-    torch._foreach_copy_(_tensors(static), _tensors(batch))
+    tensors: list[torch.Tensor] = []
+    _strip(batch, tensors)
+    return tensors
 
 
 __all__ = ["GraphStep", "why_not", "release_groups"]
